@@ -1,0 +1,71 @@
+"""The array backend: which array module (``xp``) glassnet computes with, its dtypes and its RNG.
+
+This is the only file that may import CuPy. Everything else asks for ``xp`` here, so that a later
+GPU backend changes one seam, not every op (the idiom of DeZero's ``cuda.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+xp = np
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+int64 = np.dtype(np.int64)
+bool_ = np.dtype(np.bool_)
+
+_default_dtype = float32
+
+
+def get_array_module(array) -> object:
+    """Return the array module (NumPy, or CuPy for a CuPy array) that owns ``array``."""
+    return np
+
+
+def get_default_dtype() -> np.dtype:
+    """The dtype of floating tensors made from Python numbers (float32 unless changed)."""
+    return _default_dtype
+
+
+def set_default_dtype(dtype) -> None:
+    """Set the dtype for floating tensors made from Python numbers (float32 or float64)."""
+    global _default_dtype
+    dtype = np.dtype(dtype)
+    if dtype not in (float32, float64):
+        raise TypeError(f"set_default_dtype: only float32 and float64 are supported, got {dtype}")
+    _default_dtype = dtype
+
+
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> np.random.Generator:
+    """Seed the one generator behind every random function of glassnet (init, dropout, shuffling).
+
+    Example:
+        >>> import glassnet as gn
+        >>> _ = gn.manual_seed(0); a = gn.randn(3)
+        >>> _ = gn.manual_seed(0); bool((gn.randn(3) == a).all())
+        True
+    """
+    global _rng
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"manual_seed: expected an integer seed, got {type(seed).__name__}")
+    _rng = np.random.default_rng(int(seed))
+    return _rng
+
+
+def default_generator() -> np.random.Generator:
+    """The global generator that ``manual_seed`` seeds."""
+    return _rng
+
+
+def get_rng_state() -> dict:
+    """A copy of the global generator's state (a plain dict, safe to save)."""
+    return _rng.bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the global generator's state from ``get_rng_state()``."""
+    _rng.bit_generator.state = state

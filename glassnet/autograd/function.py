@@ -1,0 +1,105 @@
+"""Function: the base of every primitive op; ``apply`` runs forward and records the graph node.
+
+A primitive subclasses Function with ``forward(*arrays, **options) -> array`` that stores on
+``self`` what backward needs, and ``backward(grad_out) -> grad or tuple of grads`` (one per tensor
+input, ``None`` where none is needed). The node is recorded only when grad mode is on and some
+input requires a gradient, so evaluation under ``no_grad`` pays for the NumPy call alone.
+"""
+
+from __future__ import annotations
+
+from glassnet.autograd import grad_mode
+
+
+class GlassnetError(ValueError):
+    """A user mistake caught by glassnet: the message names the op or module and the shapes."""
+
+
+class Function:
+    """Base of the primitive ops (see the module docstring for the contract).
+
+    Class attributes:
+        saves_inputs: backward reads the inputs' values, so modifying one in place between
+            forward and backward is an error (checked with the tensors' version counters).
+        saves_output: backward reads the output's value (exp, sigmoid, tanh, softmax, ...).
+        is_view: the output may share memory with the first input (reshape, transpose, slicing),
+            so the two share one version counter.
+    """
+
+    saves_inputs = True
+    saves_output = False
+    is_view = False
+    released = False
+
+    def forward(self, *arrays, **options):
+        raise NotImplementedError
+
+    def backward(self, grad_out):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **options):
+        """Run forward on the inputs' arrays and return a Tensor linked to this node when needed."""
+        fn = cls()
+        try:
+            data = fn.forward(*[t.data for t in inputs], **options)
+        except (ValueError, IndexError, TypeError) as exc:
+            if isinstance(exc, GlassnetError):
+                raise
+            shapes = ", ".join(str(tuple(t.data.shape)) for t in inputs)
+            raise GlassnetError(f"{cls.__name__.lower()}: {exc} (input shapes: {shapes})") from None
+        out = Tensor.__new__(Tensor)
+        out.data = data
+        out.grad = None
+        out._hooks = None
+        out._retains_grad = False
+        if cls.is_view and data.base is not None:
+            out._vc = inputs[0]._vc
+        else:
+            out._vc = [0]
+        if grad_mode.enabled:
+            for t in inputs:
+                if t.requires_grad:
+                    break
+            else:
+                out.requires_grad = False
+                out._ctx = None
+                return out
+            fn.parents = inputs
+            if cls.saves_inputs:
+                fn.versions = [t._vc[0] for t in inputs]
+            out.requires_grad = True
+            out._ctx = fn
+            return out
+        out.requires_grad = False
+        out._ctx = None
+        return out
+
+    def check_versions(self, out) -> None:
+        """Raise if an array that backward needs was modified in place after forward."""
+        name = type(self).__name__
+        if self.saves_inputs:
+            for i, (t, version) in enumerate(zip(self.parents, self.versions)):
+                if t._vc[0] != version:
+                    raise RuntimeError(
+                        f"{name}.backward: input {i} of shape {tuple(t.shape)} was modified in place "
+                        f"after the forward pass (version {t._vc[0]}, expected {version}); backward "
+                        "needs its old value. Use an out-of-place op (x = x + 1, not x += 1) or clone()."
+                    )
+        if self.saves_output and out._vc[0] != self.out_version:
+            raise RuntimeError(
+                f"{name}.backward: its output of shape {tuple(out.shape)} was modified in place "
+                f"after the forward pass (version {out._vc[0]}, expected {self.out_version}); "
+                "backward needs its old value. Use an out-of-place op or clone()."
+            )
+
+    def release(self) -> None:
+        """Drop the saved arrays and the links to the inputs once backward has used them."""
+        self.__dict__.clear()
+        self.released = True
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}Backward>"
+
+
+from glassnet.tensor import Tensor  # noqa: E402  (tensor.py imports this module first)
