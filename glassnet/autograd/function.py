@@ -44,10 +44,7 @@ class Function:
         try:
             data = fn.forward(*[t.data for t in inputs], **options)
         except (ValueError, IndexError, TypeError) as exc:
-            if isinstance(exc, GlassnetError):
-                raise
-            shapes = ", ".join(str(tuple(t.data.shape)) for t in inputs)
-            raise GlassnetError(f"{cls.__name__.lower()}: {exc} (input shapes: {shapes})") from None
+            raise _explain(cls, exc, inputs) from None
         out = Tensor.__new__(Tensor)
         out.data = data
         out.grad = None
@@ -68,6 +65,8 @@ class Function:
             fn.parents = inputs
             if cls.saves_inputs:
                 fn.versions = [t._vc[0] for t in inputs]
+            if cls.saves_output:
+                fn.out_version = out._vc[0]
             out.requires_grad = True
             out._ctx = fn
             return out
@@ -100,6 +99,23 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}Backward>"
+
+
+def _explain(cls, exc: Exception, inputs) -> Exception:
+    """The forward error ``exc`` of op ``cls``, reworded to name the op and the input shapes.
+
+    A GlassnetError raised by a forward already says both and passes unchanged; NumPy's ValueError
+    becomes a GlassnetError; IndexError and TypeError keep their type so that ``except`` clauses
+    written for PyTorch still work.
+    """
+    if isinstance(exc, GlassnetError):
+        return exc
+    name = cls.__name__
+    shapes = ", ".join(str(tuple(t.data.shape)) for t in inputs)
+    message = f"{name}: {exc} (input shapes: {shapes})"
+    if isinstance(exc, ValueError):
+        return GlassnetError(message)
+    return type(exc)(message)
 
 
 from glassnet.tensor import Tensor  # noqa: E402  (tensor.py imports this module first)

@@ -6,6 +6,8 @@ Binary ops broadcast as NumPy does, and ``unbroadcast`` gives each input a gradi
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from glassnet.autograd.function import Function
@@ -115,6 +117,8 @@ class RSubScalar(Function):
 class RDivScalar(Function):
     """out = c / x for a Python number c;  d/dx = -c / x**2 = -out / x."""
 
+    saves_output = True
+
     def forward(self, x, c):
         self.x = x
         self.out = c / x
@@ -135,17 +139,21 @@ class PowScalar(Function):
         x, p = self.x, self.p
         if p == 2:
             return grad_out * 2 * x
+        if p == 0:  # x**0 is constant 1, also at x == 0 where x**(p - 1) is infinite
+            return np.zeros_like(grad_out)
         return grad_out * p * x ** (p - 1)
 
 
 class RPowScalar(Function):
-    """out = c ** x for a Python number c;  d/dx = out * log(c)."""
+    """out = c ** x for a Python number c;  d/dx = out * log(c) (0 for c == 0, as PyTorch)."""
 
+    saves_inputs = False
     saves_output = True
 
     def forward(self, x, c):
         self.out = np.power(c, x, dtype=x.dtype) if x.dtype.kind == "f" else c**x
-        self.log_c = np.log(c) if c > 0 else np.nan
+        # A Python float, so that a float32 gradient stays float32 (a NumPy float64 would promote it).
+        self.log_c = math.log(c) if c > 0 else (0.0 if c == 0 else math.nan)
         return self.out
 
     def backward(self, grad_out):
@@ -153,7 +161,9 @@ class RPowScalar(Function):
 
 
 class Pow(Function):
-    """out = a ** b;  d/da = b * a**(b - 1), d/db = out * log(a) (0 where a == 0 and b >= 0)."""
+    """out = a ** b;  d/da = b * a**(b - 1) (0 where b == 0), d/db = out * log(a) (0 where a == 0 and b >= 0)."""
+
+    saves_output = True
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -162,8 +172,8 @@ class Pow(Function):
 
     def backward(self, grad_out):
         a, b = self.a, self.b
-        grad_a = grad_out * b * a ** (b - 1)
         with np.errstate(divide="ignore", invalid="ignore"):
+            grad_a = np.where(b == 0, 0, grad_out * b * a ** (b - 1)).astype(self.out.dtype, copy=False)
             log_a = np.where((a == 0) & (b >= 0), 0, np.log(np.where(a == 0, 1, a)))
             log_a = np.where(a < 0, np.nan, log_a).astype(self.out.dtype, copy=False)
         return unbroadcast(grad_a, a.shape), unbroadcast(grad_out * self.out * log_a, b.shape)

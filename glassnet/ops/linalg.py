@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from glassnet.autograd.function import Function
+from glassnet.autograd.function import Function, GlassnetError
 from glassnet.ops._util import unbroadcast
 
 
@@ -17,11 +17,13 @@ class MatMul(Function):
 
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
-            raise ValueError("matmul: both operands need at least one dimension")
+            raise GlassnetError(f"matmul: both operands need at least one dimension, got {a.shape} @ {b.shape}")
         inner_a = a.shape[-1]
         inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
         if inner_a != inner_b:
-            raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}")
+            raise GlassnetError(
+                f"matmul: inner dimensions differ: {a.shape} @ {b.shape} ({inner_a} columns vs {inner_b} rows)"
+            )
         self.a, self.b = a, b
         return np.matmul(a, b)
 

@@ -47,6 +47,8 @@ class Mean(Function):
 class Var(Function):
     """out = sum((x - mean)**2) / (count - correction);  d/dx = 2 (x - mean) / (count - correction)."""
 
+    saves_inputs = False  # backward reads its own copy, x - mean
+
     def forward(self, x, dim=None, correction=1, keepdim=False):
         self.shape, self.dim, self.keepdim = x.shape, dim, keepdim
         count = x.size if dim is None else int(np.prod([x.shape[d] for d in dim]))
@@ -63,6 +65,8 @@ class Var(Function):
 
 class MaxAll(Function):
     """out = max (or min) of all elements;  the gradient is split evenly among the tied extrema."""
+
+    saves_output = True
 
     def forward(self, x, largest=True):
         if x.size == 0:

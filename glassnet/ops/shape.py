@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from glassnet.autograd.function import Function
+from glassnet.autograd.function import Function, GlassnetError
 from glassnet.ops._util import unbroadcast
 
 
@@ -22,7 +22,7 @@ class Reshape(Function):
         try:
             return x.reshape(shape)
         except ValueError:
-            raise ValueError(f"cannot reshape {x.shape} ({x.size} elements) into {tuple(shape)}") from None
+            raise GlassnetError(f"reshape: cannot reshape {x.shape} ({x.size} elements) into {tuple(shape)}") from None
 
     def backward(self, grad_out):
         return grad_out.reshape(self.shape)
@@ -36,7 +36,7 @@ class Permute(Function):
 
     def forward(self, x, dims):
         if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
-            raise ValueError(f"permute: dims {tuple(dims)} is not a permutation of {x.ndim} axes")
+            raise GlassnetError(f"permute: dims {tuple(dims)} is not a permutation of the {x.ndim} axes of {x.shape}")
         self.dims = dims
         return x.transpose(dims)
 
@@ -120,12 +120,14 @@ class Pad(Function):
 
     def forward(self, x, pad, value=0.0):
         if len(pad) % 2 or len(pad) // 2 > x.ndim:
-            raise ValueError(f"pad: expected an even number of at most {2 * x.ndim} pads, got {tuple(pad)}")
+            raise GlassnetError(
+                f"pad: expected an even number of at most {2 * x.ndim} pads for shape {x.shape}, got {tuple(pad)}"
+            )
         widths = [(0, 0)] * x.ndim
         for i in range(len(pad) // 2):
             widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
         if any(lo < 0 or hi < 0 for lo, hi in widths):
-            raise ValueError(f"pad: negative padding {tuple(pad)} is not supported")
+            raise GlassnetError(f"pad: negative padding {tuple(pad)} is not supported (input shape {x.shape})")
         self.slices = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
         return np.pad(x, widths, constant_values=value)
 
