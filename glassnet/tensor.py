@@ -325,9 +325,12 @@ class Tensor:
     def copy_(self, src) -> Tensor:
         self._check_inplace("copy_")
         src = _unwrap(src)
-        if np.shape(src) != self.shape and np.broadcast_shapes(np.shape(src), self.shape) != self.shape:
-            raise ValueError(f"copy_: source of shape {np.shape(src)} does not fit a tensor of shape {self.shape}")
-        np.copyto(self.data, src, casting="unsafe")
+        try:
+            np.copyto(self.data, src, casting="unsafe")
+        except ValueError:
+            raise ValueError(
+                f"copy_: source of shape {np.shape(src)} does not fit a tensor of shape {self.shape}"
+            ) from None
         return self
 
     def __setitem__(self, index, value) -> None:
