@@ -16,7 +16,7 @@ from glassnet.data.split import train_test_split
 from glassnet.datasets._common import DatasetError, LabeledData
 from glassnet.datasets.digits import load_digits
 from glassnet.datasets.idx import read_idx
-from glassnet.datasets.mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_ROOT, fashion_mnist, mnist
+from glassnet.datasets.mnist_idx import FASHION_MNIST_CLASSES, FASHION_MNIST_ROOT, fashion_mnist, mnist
 from glassnet.datasets.tabular import load_csv
 
 __all__ = [
