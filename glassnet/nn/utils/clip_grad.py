@@ -24,7 +24,8 @@ def _as_list(parameters: Tensor | Iterable[Tensor], fn: str) -> list[Tensor]:
 
 def _sum_of_squares(flat: np.ndarray) -> float:
     """sum(x**2) without overflow or underflow (BLAS dot first, a rescaled dot when it over/underflows)."""
-    squares = float(np.dot(flat, flat))
+    with np.errstate(over="ignore", under="ignore"):
+        squares = float(np.dot(flat, flat))
     info = np.finfo(flat.dtype)
     if math.isfinite(squares) and squares > info.tiny / info.eps:
         return squares
@@ -103,9 +104,9 @@ def clip_grad_norm_(
         )
     with np.errstate(divide="ignore", invalid="ignore"):
         clip_coef = np.minimum(dtype.type(max_norm) / (total_norm + dtype.type(1e-6)), dtype.type(1.0))
-    for g in grads:
-        g.data *= clip_coef.astype(g.data.dtype)
-        g._vc[0] += 1
+        for g in grads:  # a NaN or inf norm makes the gradients NaN or zero, as in PyTorch
+            g.data *= clip_coef.astype(g.data.dtype)
+            g._vc[0] += 1
     return Tensor(np.asarray(total_norm, dtype=dtype))
 
 
