@@ -63,7 +63,7 @@ class _Encoder:
                 "storable dtypes are bool, (u)int8-64 and float16/32/64"
             )
         key = self._key(path)
-        self.tensors[key] = np.ascontiguousarray(array)
+        self.tensors[key] = array if array.flags.c_contiguous else array.copy(order="C")  # keeps 0-d
         return key
 
     def key(self, key, path: tuple):

@@ -193,7 +193,7 @@ def save_state_dict(
         array = value.data if isinstance(value, Tensor) else value
         if not isinstance(array, np.ndarray):
             raise TypeError(f"io.save_state_dict: {name!r} is a {type(value).__name__}, not an array or Tensor")
-        tensors[name] = np.ascontiguousarray(array)
+        tensors[name] = array if array.flags.c_contiguous else array.copy(order="C")
     if metadata is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise TypeError("io.save_state_dict: metadata must map strings to strings")
     try:
