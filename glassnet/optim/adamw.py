@@ -53,6 +53,7 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True)
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the state saved by ``state_dict()``; the groups keep ``decoupled_weight_decay=True``."""
         super().load_state_dict(state_dict)
         for group in self.param_groups:  # AdamW always decouples, whatever the saved dict says (as PyTorch)
             group["decoupled_weight_decay"] = True

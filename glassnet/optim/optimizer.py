@@ -15,6 +15,7 @@ allocates nothing) live apart from the state, in ``self._scratch``, and are neve
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -25,6 +26,8 @@ from glassnet.autograd import GlassnetError, enable_grad
 from glassnet.tensor import Tensor
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
+# group keys that are not options but are expected: set by lr schedulers, or names users give groups
+_EXTRA_GROUP_KEYS = {"initial_lr", "name", "param_names"}
 
 
 class Optimizer:
@@ -141,10 +144,13 @@ class Optimizer:
                     )
 
         group = {key: value for key, value in param_group.items() if key != "params"}
-        unknown = sorted(set(group) - set(self.defaults) - {"initial_lr"})
-        if unknown:
-            raise GlassnetError(
-                f"{name}: param group {group_index} has unknown options {unknown}; known: {sorted(self.defaults)}"
+        unknown = sorted(set(group) - set(self.defaults) - _EXTRA_GROUP_KEYS)
+        if unknown:  # kept, as PyTorch does (users tag groups), but most often a misspelt option
+            warnings.warn(
+                f"{name}: param group {group_index} has options {unknown} that {name} does not use "
+                f"(it uses {sorted(self.defaults)}); check their spelling",
+                UserWarning,
+                stacklevel=2,
             )
         for key, default in self.defaults.items():
             group.setdefault(key, default)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -339,8 +341,11 @@ def test_bad_params_raise(name):
         cls([{"params": [w, b]}, {"params": [b]}])
     with pytest.raises(TypeError, match=f"{name}: params must be an ordered iterable"):
         cls({w, b})
-    with pytest.raises(GlassnetError, match=rf"{name}: param group 0 has unknown options \['learning_rate'\]"):
+    with pytest.warns(UserWarning, match=rf"{name}: param group 0 has options \['learning_rate'\] that {name}"):
         cls([{"params": [w], "learning_rate": 0.1}])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cls([{"params": [w], "name": "encoder"}])  # a tag, as PyTorch users give groups
     opt = cls([w])
     with pytest.raises(GlassnetError, match=f"{name}: some parameters appear in more than one"):
         opt.add_param_group({"params": [w]})
