@@ -53,6 +53,7 @@ class DataLoader:
     batches of that epoch, in the same order, without touching the global generator (restore that
     with ``gn.set_rng_state``, as a checkpoint does). With ``seed=``, the loader's own generator
     is saved and restored too. A state saved at the end of an epoch resumes with a fresh epoch.
+    The position tracked is that of the most recently started iteration.
 
     Args:
         dataset: a map-style dataset (``len`` and ``dataset[i]``).
