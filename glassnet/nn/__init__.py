@@ -1,6 +1,6 @@
 """glassnet.nn: Module, Parameter, layers, activations, losses, init and functional (PyTorch's names)."""
 
-from glassnet.nn import functional, init
+from glassnet.nn import functional, init, utils
 from glassnet.nn.activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from glassnet.nn.container import ModuleDict, ModuleList, Sequential
 from glassnet.nn.conv import Conv2d

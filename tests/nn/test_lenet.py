@@ -25,8 +25,6 @@ def lenet(lib_nn):
     )
 
 
-    def __init__(self, lib_nn, model):
-
 def test_lenet_loss_and_every_gradient_match_torch_float64(torch):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 1, 28, 28))
