@@ -71,7 +71,9 @@ def _reduce(losses, reduction, denominator):
     if reduction == "sum":
         return np.asarray(total, dtype=dtype), dtype.type(1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(total / denominator, dtype=dtype), (1 / denominator).astype(dtype)
+        value = np.asarray(total / denominator, dtype=dtype)  # nan when every target is ignored
+    # Ignored elements get no gradient, even when all are ignored (PyTorch's backward gives zeros).
+    return value, dtype.type(1 / denominator if denominator else 0)
 
 
 def _grad_factor(grad_out, reduction, factor, shape):
