@@ -174,8 +174,8 @@ class Tensor:
             extras.append("requires_grad=True")
         return f"tensor({body}{''.join(', ' + e for e in extras)})"
 
-    def __hash__(self) -> int:
-        return id(self)
+    # Identity hashing (as torch.Tensor), kept in C: the engine keys its sets and dicts by tensor.
+    __hash__ = object.__hash__
 
     def to(self, *args, **kwargs) -> Tensor:
         """``to(dtype)`` converts (differentiably); ``to('cpu')`` is the tensor itself."""

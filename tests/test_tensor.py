@@ -107,7 +107,7 @@ def test_numpy_interop_shares_memory():
 def test_ndarray_op_tensor_returns_a_tensor_in_the_graph():
     w = gn.tensor([1.0, 2.0], requires_grad=True)
     array = np.array([3.0, 4.0], dtype=np.float32)
-    for out in (array + w, array * w, array - w, array / w):
+    for out in (array + w, array * w, array - w, array / w, np.float64(2.0) * w, np.int64(1) + w):
         assert isinstance(out, gn.Tensor) and out.requires_grad
     (array * w).sum().backward()
     np.testing.assert_allclose(w.grad.data, array)
