@@ -284,7 +284,7 @@ class Recorder:
     def _begin_recorded_step(self) -> None:
         self._snapshot = {pid: p.data.copy() for pid, (_, _, p) in self._param_owner.items()}
         step_records = self.records.setdefault(self.current_step, {})
-        for pid, (layer, pname, p) in self._param_owner.items():
+        for layer, pname, p in self._param_owner.values():
             record = step_records.setdefault(layer, LayerRecord())
             record.params.setdefault(pname, ParamRecord(summarize(p.data, percentiles=True)))
             self._keep(layer, pname, p.data)
@@ -406,6 +406,6 @@ class Recorder:
 
     def diagnose(self, thresholds=None) -> list:
         """Findings for the run recorded so far (see ``glassnet.inspect.diagnose``)."""
-        from glassnet.inspect.diagnose import judge
+        from glassnet.inspect.rules import judge
 
         return judge(self, thresholds)
