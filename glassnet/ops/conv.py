@@ -7,10 +7,10 @@ images), the forward GEMM is ``weight.reshape(O, K) @ cols`` with no transposed 
 group's rows are one contiguous slice (groups cost one GEMM each). The GEMM yields (O, N, Ho, Wo);
 one transposing copy, fused with the bias addition, gives NCHW.
 
-Backward, for stride 1 the input gradient is computed on the "wide" padded grid: the output gradient
-is laid out on the padded (N, Hp, Wp) grid with zeros outside the valid outputs, so that each kernel
-offset's contribution is a shift of the flat (C, N * Hp * Wp) array and col2im becomes kh * kw
-contiguous additions instead of kh * kw * N * C * Ho short strided ones.
+Backward, for stride 1 the input gradient is computed on a "row-wide" grid: the output gradient's
+rows are padded with zeros to the padded input width Wp, so that within an image each kernel offset's
+contribution is a shift of a flat (Ho * Wp) block, and col2im becomes kh * kw additions over runs of
+Ho * Wp elements instead of runs of Wo (3-4x faster).
 """
 
 from __future__ import annotations
@@ -232,36 +232,39 @@ _WIDE_MAX_RATIO = 1.5
 def _input_grad(g, weight, x_shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, wide=None):
     """dx = col2im(weight^T @ g): each kernel offset's (C, N, Ho, Wo) block added back where it was read.
 
-    ``wide`` picks the wide-grid path (stride 1 only); by default it is used when the padded grid is
-    at most ``_WIDE_MAX_RATIO`` times the output grid, since its GEMM runs over the whole padded grid.
+    ``wide`` picks the row-wide path (stride 1 only); by default it is used when the padded width
+    is at most ``_WIDE_MAX_RATIO`` times the output width, since its GEMM also runs over the padding
+    columns.
     """
     N, C, H, W = x_shape
     O = weight.shape[0]
     top, bottom, left, right = pads
     Hp, Wp = H + top + bottom, W + left + right
-    Og, K = O // groups, C // groups * kh * kw
+    Og, K, Cg = O // groups, C // groups * kh * kw, C // groups
     w2 = weight.reshape(O, K)
     dtype = g.dtype
     if wide is None:
-        wide = sh == 1 and sw == 1 and Hp * Wp <= _WIDE_MAX_RATIO * Ho * Wo
+        wide = sh == 1 and sw == 1 and Wp <= _WIDE_MAX_RATIO * Wo
     if wide:
-        # Wide grid: g placed at (n, ho, wo) of a zero (O, N, Hp, Wp) array; then the contribution of
-        # offset (i, j) to the flat padded input gradient is a shift by i * dh * Wp + j * dw.
-        gw = np.zeros((O, N, Hp, Wp), dtype=dtype)
-        gw[:, :, :Ho, :Wo] = g.reshape(O, N, Ho, Wo)
-        gw = gw.reshape(O, N * Hp * Wp)
-        L = N * Hp * Wp
-        gxp = np.zeros((C, L), dtype=dtype)
+        # Row-wide grid: g placed at columns [0, Wo) of zero rows of length Wp, so that within an
+        # image the contribution of offset (i, j) is the flat (Ho * Wp) block shifted by
+        # i * dh * Wp + j * dw: one long contiguous addition per channel and image. Each image's
+        # row of the gradient buffer has dw * (kw - 1) spare elements for the last shifts.
+        L = Ho * Wp
+        gw = np.zeros((O, N, Ho, Wp), dtype=dtype)
+        gw[:, :, :, :Wo] = g.reshape(O, N, Ho, Wo)
+        gw = gw.reshape(O, N * L)
+        gxp = np.zeros((C, N, Hp * Wp + dw * (kw - 1)), dtype=dtype)
         for grp in range(groups):
-            gcols = w2[grp * Og : (grp + 1) * Og].T @ gw[grp * Og : (grp + 1) * Og]  # (K, L)
-            gcols = gcols.reshape(C // groups, kh * kw, L)
-            dst = gxp[grp * (C // groups) : (grp + 1) * (C // groups)]
+            gcols = w2[grp * Og : (grp + 1) * Og].T @ gw[grp * Og : (grp + 1) * Og]  # (K, N * L)
+            gcols = gcols.reshape(Cg, kh * kw, N, L)
+            dst = gxp[grp * Cg : (grp + 1) * Cg]
             for i in range(kh):
                 for j in range(kw):
                     shift = i * dh * Wp + j * dw
-                    view = dst[:, shift:]
-                    view += gcols[:, i * kw + j, : L - shift]
-        gxp = gxp.reshape(C, N, Hp, Wp)
+                    view = dst[:, :, shift : shift + L]
+                    view += gcols[:, i * kw + j]
+        gxp = gxp[:, :, : Hp * Wp].reshape(C, N, Hp, Wp)
     else:
         gxp = np.zeros((C, N, Hp, Wp), dtype=dtype)
         for grp in range(groups):

@@ -14,6 +14,9 @@ from glassnet.ops import conv as conv_module
 from glassnet.ops.conv import Conv2d
 from tests.helpers import OpSpec, check_against_torch, check_backward_linear, check_finite_differences
 
+# torch warns that padding='same' with an even kernel copies the input; that is its business.
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+
 
 def conv_spec(name, x_shape, w_shape, bias=True, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
     """An OpSpec running Conv2d.apply in glassnet and F.conv2d in torch with the same options."""
