@@ -106,8 +106,8 @@ class CrossEntropy(Function):
     Example:
         >>> import numpy as np, glassnet as gn
         >>> from glassnet.ops.loss import CrossEntropy
-        >>> CrossEntropy.apply(gn.zeros(2, 4), target=np.array([0, 3])).item() == np.log(4).astype(np.float32)
-        True
+        >>> round(CrossEntropy.apply(gn.zeros(2, 4), target=np.array([0, 3])).item(), 4)  # log(4)
+        1.3863
     """
 
     saves_inputs = False
