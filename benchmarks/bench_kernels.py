@@ -145,6 +145,12 @@ def main() -> None:
     parser.add_argument("--only", choices=("conv", "pool", "bn"), default=None)
     args = parser.parse_args()
     torch.set_num_threads(2)
+    try:  # pin NumPy's BLAS to the same 2 threads when threadpoolctl is there (scikit-learn brings it)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(2, user_api="blas")
+    except ImportError:
+        pass
     print(f"batch {BATCH}, float32, forward + backward; torch {torch.__version__} on {torch.get_num_threads()} threads")
     groups = {
         "conv": [(label, conv_case(*shape)) for label, *shape in CONVS],
