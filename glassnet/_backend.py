@@ -49,15 +49,16 @@ def manual_seed(seed: int) -> np.random.Generator:
         >>> _ = gn.manual_seed(0); bool((gn.randn(3) == a).all())
         True
     """
-    global _rng
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"manual_seed: expected an integer seed, got {type(seed).__name__}")
-    _rng = np.random.default_rng(int(seed))
+    # Reseed the one generator in place (the stream of np.random.default_rng(seed)), so that code
+    # holding on to default_generator() follows the new seed too.
+    _rng.bit_generator.state = np.random.PCG64(int(seed)).state
     return _rng
 
 
 def default_generator() -> np.random.Generator:
-    """The global generator that ``manual_seed`` seeds."""
+    """The global generator that ``manual_seed`` seeds (always the same object)."""
     return _rng
 
 

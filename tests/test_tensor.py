@@ -74,6 +74,16 @@ def test_one_generator_serves_every_random_function():
     assert not np.array_equal(gn.randn(3).data, undisturbed)
 
 
+def test_manual_seed_reseeds_the_one_generator_in_place():
+    """Code that kept default_generator() follows a later manual_seed; the stream is default_rng(seed)'s."""
+    from glassnet import _backend
+
+    kept = _backend.default_generator()
+    gn.manual_seed(5)
+    assert _backend.default_generator() is kept
+    np.testing.assert_array_equal(kept.random(3), np.random.default_rng(5).random(3))
+
+
 def test_rng_state_can_be_saved_and_restored():
     gn.manual_seed(1)
     gn.rand(3)

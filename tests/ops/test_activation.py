@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 
 import glassnet as gn
 from glassnet.ops import GELU, LogSoftmax, Softmax
+from glassnet.ops.activation import erf_array, normal_cdf_array
 from tests.helpers import OpSpec, check_against_torch, check_backward_linear, check_finite_differences
 
 SPECS = [
@@ -42,6 +45,13 @@ SPECS = [
         [(3, 4)],
         torch_op=lambda torch, x: torch.nn.functional.gelu(x, approximate="tanh"),
     ),
+    OpSpec(
+        "gelu_0d",
+        lambda lib, x: GELU.apply(x),
+        [()],
+        torch_op=lambda torch, x: torch.nn.functional.gelu(x),
+    ),
+    OpSpec("sigmoid_0d", lambda lib, x: x.sigmoid(), [()]),
     OpSpec("softmax_last", lambda lib, x: x.softmax(dim=-1), [(3, 5)]),
     OpSpec("softmax_dim0", lambda lib, x: x.softmax(0), [(3, 5)]),
     OpSpec("softmax_3d", lambda lib, x: x.softmax(dim=1), [(2, 3, 4)]),
@@ -124,3 +134,38 @@ def test_softmax_and_log_softmax_are_primitives():
     x = gn.randn(2, 3, requires_grad=True)
     assert isinstance(x.softmax(1).grad_fn, Softmax)
     assert isinstance(x.log_softmax(1).grad_fn, LogSoftmax)
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-15), (np.float32, 3e-7)])
+def test_erf_matches_math_erf(dtype, tolerance):
+    grid = np.concatenate([np.linspace(-9, 9, 20_001), [0.0, 1.0, -1.0, 1e-30, 40.0, -40.0]]).astype(dtype)
+    expected = np.array([math.erf(v) for v in grid.astype(np.float64)])
+    result = erf_array(grid)
+    assert result.dtype == dtype
+    np.testing.assert_allclose(result, expected, rtol=0, atol=tolerance)
+    np.testing.assert_array_equal(erf_array(np.array([np.inf, -np.inf], dtype=dtype)), [1.0, -1.0])
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_of_extreme_inputs_matches_torch(approximate, torch):
+    array = np.array([-1e4, -30.0, -5.0, 5.0, 30.0, 1e4], dtype=np.float32)
+    x = gn.tensor(array, requires_grad=True)
+    GELU.apply(x, approximate=approximate).sum().backward()
+    tx = torch.tensor(array, requires_grad=True)
+    torch_out = torch.nn.functional.gelu(tx, approximate=approximate)
+    torch_out.sum().backward()
+    # atol: in float32 torch's 0.5 * (1 + erf(x / sqrt 2)) cancels for x = -5 (glassnet's tail does not)
+    np.testing.assert_allclose(
+        GELU.apply(gn.tensor(array), approximate=approximate).data, torch_out.detach().numpy(), atol=5e-7
+    )
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 5e-14), (np.float32, 1e-5)])
+def test_normal_cdf_keeps_relative_precision_in_the_left_tail(dtype, rtol):
+    grid = np.linspace(-11, 8, 4001).astype(dtype)
+    expected = np.array([0.5 * math.erfc(-v / math.sqrt(2)) for v in grid.astype(np.float64)])
+    result = normal_cdf_array(grid)
+    assert result.dtype == dtype
+    np.testing.assert_allclose(result, expected, rtol=rtol, atol=0)
+    assert normal_cdf_array(np.array(-1e4, dtype=dtype)) == 0 and normal_cdf_array(np.array(1e4, dtype=dtype)) == 1

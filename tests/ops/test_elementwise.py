@@ -17,6 +17,8 @@ SPECS = [
     OpSpec("add", lambda lib, a, b: a + b, [(3, 4), (3, 4)]),
     OpSpec("add_broadcast_rank", lambda lib, a, b: a + b, [(2, 3, 4), (4,)]),
     OpSpec("add_broadcast_both", lambda lib, a, b: a + b, [(3, 1), (1, 4)]),
+    OpSpec("add_0d_tensor", lambda lib, a, b: a + b, [(), (2, 3)]),
+    OpSpec("mul_0d_tensors", lambda lib, a, b: a * b, [(), ()]),
     OpSpec("add_scalar", lambda lib, a: a + 2.5, [(3, 4)]),
     OpSpec("radd_scalar", lambda lib, a: 2.5 + a, [(3, 4)]),
     OpSpec("sub_broadcast", lambda lib, a, b: a - b, [(2, 3), (3,)]),

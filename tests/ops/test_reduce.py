@@ -12,6 +12,7 @@ from tests.helpers import OpSpec, check_against_torch, check_backward_linear, ch
 
 SPECS = [
     OpSpec("sum_all", lambda lib, x: x.sum(), [(3, 4)]),
+    OpSpec("sum_0d", lambda lib, x: x.sum(), [()]),
     OpSpec("sum_dim", lambda lib, x: x.sum(dim=1), [(3, 4)]),
     OpSpec("sum_dim_keepdim", lambda lib, x: x.sum(dim=0, keepdim=True), [(3, 4)]),
     OpSpec("sum_dims_tuple_negative", lambda lib, x: x.sum(dim=(0, -1)), [(2, 3, 4)]),
