@@ -6,7 +6,7 @@ alternating rounds (so that both see the same machine load), on 2 threads, and p
 and the ratio glassnet / torch (below 1 means glassnet is faster).
 
 Usage:
-    .venv/bin/python benchmarks/bench_kernels.py [--rounds 7] [--reps 5] [--only conv|pool|bn]
+    .venv/bin/python benchmarks/bench_kernels.py [--rounds 7] [--reps 5] [--only conv|pool|bn] [--threads 2]
 """
 
 from __future__ import annotations
@@ -143,12 +143,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--only", choices=("conv", "pool", "bn"), default=None)
+    parser.add_argument("--threads", type=int, default=2, help="threads for torch and NumPy's BLAS (default 2)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
-    try:  # pin NumPy's BLAS to the same 2 threads when threadpoolctl is there (scikit-learn brings it)
+    torch.set_num_threads(args.threads)
+    try:  # pin NumPy's BLAS to the same threads when threadpoolctl is there (scikit-learn brings it)
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(2, user_api="blas")
+        threadpool_limits(args.threads, user_api="blas")
     except ImportError:
         pass
     print(f"batch {BATCH}, float32, forward + backward; torch {torch.__version__} on {torch.get_num_threads()} threads")
