@@ -39,8 +39,11 @@ def _to_array(data, dtype=None):
 
 def _scalar(value):
     """A Python number as a weak scalar (so float32 stays float32), or None if not a number."""
-    if type(value) in (float, int):
+    kind = type(value)
+    if kind is float or kind is int:
         return value
+    if kind is Tensor or isinstance(value, (Tensor, np.ndarray)):  # the common case, before the slow ABC check
+        return None
     if isinstance(value, (Number, np.number)) and not isinstance(value, (complex, np.complexfloating)):
         return value.item() if isinstance(value, np.generic) else value
     return None

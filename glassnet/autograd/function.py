@@ -41,8 +41,16 @@ class Function:
     def apply(cls, *inputs, **options):
         """Run forward on the inputs' arrays and return a Tensor linked to this node when needed."""
         fn = cls()
+        # Unpacking the common arities by hand is ~0.2 us cheaper than a list comprehension.
+        n = len(inputs)
+        if n == 2:
+            arrays = (inputs[0].data, inputs[1].data)
+        elif n == 1:
+            arrays = (inputs[0].data,)
+        else:
+            arrays = [t.data for t in inputs]
         try:
-            data = fn.forward(*[t.data for t in inputs], **options)
+            data = fn.forward(*arrays, **options)
         except (ValueError, IndexError, TypeError) as exc:
             raise _explain(cls, exc, inputs) from None
         out = Tensor.__new__(Tensor)
