@@ -3,9 +3,9 @@
 What counts as a layer: every module that owns parameters directly (Linear, Conv2d, BatchNorm, or a
 user's module), named by its qualified name. Its output is the pre-activation ``z``; the output of the
 activation module (ReLU, Sigmoid, Tanh, ...) called right after it in the forward pass is its
-activation ``a``. ``dL/dz`` comes from ``Tensor.register_hook`` on ``z``, parameter gradients from
-hooks on the parameters, and updates from copies of the parameters taken at the start of a recorded
-step and compared with them when the step ends.
+activation ``a``. ``dL/dz`` comes from ``Tensor.register_hook`` on ``z``; parameter gradients are read
+when the optimizer steps (or from hooks on the parameters when no optimizer is given); updates come
+from copies of the parameters taken at the start of a recorded step, compared with them when it ends.
 
 A step ends when the user calls ``rec.step()``, when the optimizer given to the Recorder has stepped,
 or otherwise when the model's forward runs again after a backward. Forward passes under ``no_grad``
@@ -180,7 +180,8 @@ class Recorder:
                 self._layer_of_module[id(module)] = name
                 for pname, p in own:
                     self._param_owner[id(p)] = (name, pname, p)
-                    if p.requires_grad:
+                    if p.requires_grad and self.optimizer is None:
+                        # With an optimizer the gradients are read when it steps: no hook on the hot path.
                         self._handles.append(p.register_hook(self._make_param_hook(name, pname)))
                 self._handles.append(module.register_forward_hook(self._on_layer_forward))
             elif kind is not None:
@@ -222,6 +223,8 @@ class Recorder:
         original = self.optimizer.step
 
         def step(*args, **kwargs):
+            if self._recording:
+                self._record_grads()  # the gradients this step uses (after any clipping)
             result = original(*args, **kwargs)
             self._end_step()
             return result
@@ -275,9 +278,9 @@ class Recorder:
             record = step_records.setdefault(layer, LayerRecord())
             param = record.params.get(pname)
             if param is None:
-                param = record.params[pname] = ParamRecord(summarize(before, percentiles=True))
+                param = record.params[pname] = ParamRecord(summarize(before))
             param.update_norm = update_norm
-            before_norm = float(np.linalg.norm(before))
+            before_norm = param.value.norm
             param.update_ratio = update_norm / before_norm if before_norm > 0 else float("inf")
             self._keep(layer, "update." + pname, delta)
 
@@ -286,7 +289,7 @@ class Recorder:
         step_records = self.records.setdefault(self.current_step, {})
         for layer, pname, p in self._param_owner.values():
             record = step_records.setdefault(layer, LayerRecord())
-            record.params.setdefault(pname, ParamRecord(summarize(p.data, percentiles=True)))
+            record.params.setdefault(pname, ParamRecord(summarize(p.data)))
             self._keep(layer, pname, p.data)
         if len(self.records) > self.max_steps:
             self._thin()
@@ -345,12 +348,22 @@ class Recorder:
     def _make_grad_z_hook(self, name: str, module, step: int):
         def on_grad_z(grad):
             if step == self.current_step and step in self.records:
-                stats = summarize(grad.data, percentiles=True)
+                stats = summarize(grad.data)
                 self.records[step][name].grad_z = stats
                 self._check_finite(stats, name, module, "dL/dz")
                 self._keep(name, "grad_z", grad.data)
 
         return on_grad_z
+
+    def _record_grads(self) -> None:
+        step_records = self.records.get(self.current_step)
+        if step_records is None:
+            return
+        for layer, pname, p in self._param_owner.values():
+            param = step_records.get(layer) and step_records[layer].params.get(pname)
+            if param is not None and p.grad is not None:
+                param.grad = summarize(p.grad.data, percentiles=True)
+                self._keep(layer, "grad." + pname, p.grad.data)
 
     def _make_param_hook(self, layer: str, pname: str):
         def on_param_grad(grad):

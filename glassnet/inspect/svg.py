@@ -141,7 +141,7 @@ def heatmap(row_labels, col_labels, values, title: str, log: bool = True) -> str
     fmt = (lambda v: _fmt(10**v)) if log else _fmt
     body.append(f'<text x="{legend_x}" y="{TOP + 10}">red: {fmt(hi)}</text>')
     body.append(f'<text x="{legend_x}" y="{TOP + 26}">blue: {fmt(lo)}</text>')
-    body.append(f'<text x="{legend_x}" y="{TOP + 42}">grey: none</text>')
+    body.append(f'<text x="{legend_x}" y="{TOP + 42}">grey: 0 or none</text>')
     return _frame(title, body, height=height)
 
 

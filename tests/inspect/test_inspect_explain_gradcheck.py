@@ -19,7 +19,12 @@ def test_explain_step_rows_follow_forward_loss_backward_update():
     phases = [r["phase"] for r in told.rows]
     assert phases == sorted(phases, key=["forward", "loss", "backward", "update"].index)
     quantities = [r["quantity"] for r in told.rows]
-    assert quantities[:4] == ["input x", "pre-activation z (Linear)", "activation a (relu)", "pre-activation z (Linear)"]
+    assert quantities[:4] == [
+        "input x",
+        "pre-activation z (Linear)",
+        "activation a (relu)",
+        "pre-activation z (Linear)",
+    ]
     backward_layers = [r["layer"] for r in told.rows if r["quantity"] == "error signal dL/dz"]
     assert backward_layers == ["2", "0"]  # backward goes from the output to the input
     assert "gradient dL/dweight" in quantities and "update of parameter weight" in quantities
