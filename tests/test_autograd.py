@@ -341,10 +341,11 @@ def test_requires_grad_only_for_floating_tensors_and_leaves():
 
 def test_gradients_keep_the_leaf_dtype_across_a_cast():
     x = gn.ones(3, requires_grad=True)
-    y = x.double() * gn.ones(3, dtype=gn.float64)
+    y = x.double() * gn.tensor([1.0, 2.0, 3.0], dtype=gn.float64)
     assert y.dtype == np.float64
     y.sum().backward()
     assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad.data, [1.0, 2.0, 3.0])
 
 
 def test_float64_graph_stays_float64():
