@@ -190,9 +190,8 @@ class Recorder:
             elif not any(True for _ in module.children()):
                 self._handles.append(module.register_forward_hook(self._on_other_forward))
         self._handles.append(self.model.register_forward_pre_hook(self._on_model_forward))
-        self._wrapped_optimizer = False
         if self.optimizer is not None:
-            self._wrap_optimizer()
+            self._hook_optimizer()
         self._auto_steps = self.optimizer is None
         self._backward_seen = False
         self._snapshot = None
@@ -211,26 +210,19 @@ class Recorder:
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        if self._wrapped_optimizer:
-            del self.optimizer.step  # the instance attribute; the class's step shows again
-            self._wrapped_optimizer = False
         self._recording = False
         self._active = False
 
-    def _wrap_optimizer(self) -> None:
-        if "step" in vars(self.optimizer):
-            raise GlassnetError(f"Recorder: {type(self.optimizer).__name__}.step is already wrapped by another tool")
-        original = self.optimizer.step
-
-        def step(*args, **kwargs):
+    def _hook_optimizer(self) -> None:
+        def before_step(optimizer, args, kwargs):
             if self._recording:
                 self._record_grads()  # the gradients this step uses (after any clipping)
-            result = original(*args, **kwargs)
-            self._end_step()
-            return result
 
-        self.optimizer.step = step
-        self._wrapped_optimizer = True
+        def after_step(optimizer, args, kwargs):
+            self._end_step()
+
+        self._handles.append(self.optimizer.register_step_pre_hook(before_step))
+        self._handles.append(self.optimizer.register_step_post_hook(after_step))
 
     # ---- steps
     def step(self) -> None:

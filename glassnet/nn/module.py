@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from glassnet._hooks import RemovableHandle
 from glassnet.autograd.function import Function, GlassnetError
 from glassnet.tensor import Tensor
 
@@ -41,25 +42,6 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
-
-
-class RemovableHandle:
-    """Returned by the ``register_*_hook`` methods; ``remove()`` unregisters the hook."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks: dict) -> None:
-        self.hooks = hooks
-        self.id = next(RemovableHandle._ids)
-
-    def remove(self) -> None:
-        self.hooks.pop(self.id, None)
-
-    def __enter__(self) -> RemovableHandle:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
 
 
 class _HookedInput(Function):

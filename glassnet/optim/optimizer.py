@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from glassnet._hooks import RemovableHandle
 from glassnet.autograd import GlassnetError, enable_grad
 from glassnet.tensor import Tensor
 
@@ -69,6 +70,8 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self._scratch: dict[Tensor, dict[str, np.ndarray]] = {}
         self._opt_called = False  # read by lr schedulers to warn when they step before the optimizer
+        self._step_pre_hooks: dict[int, Callable] = {}
+        self._step_post_hooks: dict[int, Callable] = {}
 
         param_groups = list(params)
         if len(param_groups) == 0:
@@ -189,6 +192,9 @@ class Optimizer:
         Returns:
             The closure's loss, or None.
         """
+        if self._step_pre_hooks:
+            for hook in list(self._step_pre_hooks.values()):
+                hook(self, (closure,), {})
         loss = None
         if closure is not None:
             with enable_grad():
@@ -206,7 +212,22 @@ class Optimizer:
                     self._init_state(p.data, group, state)
                 self._update(p, grad, state, group)
                 p._vc[0] += 1
+        if self._step_post_hooks:
+            for hook in list(self._step_post_hooks.values()):
+                hook(self, (closure,), {})
         return loss
+
+    def register_step_pre_hook(self, hook: Callable) -> RemovableHandle:
+        """Call ``hook(optimizer, args, kwargs)`` before each ``step()``; returns a removable handle."""
+        handle = RemovableHandle(self._step_pre_hooks)
+        self._step_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_step_post_hook(self, hook: Callable) -> RemovableHandle:
+        """Call ``hook(optimizer, args, kwargs)`` after each ``step()``; returns a removable handle."""
+        handle = RemovableHandle(self._step_post_hooks)
+        self._step_post_hooks[handle.id] = hook
+        return handle
 
     def _init_state(self, param: np.ndarray, group: dict[str, Any], state: dict[str, Any]) -> None:
         """Create the per-parameter state on the first step (overridden by each optimizer)."""

@@ -359,3 +359,20 @@ def test_gradient_of_wrong_shape_is_reported():
     w.grad = gn.zeros(3, 2)
     with pytest.raises(GlassnetError, match=r"Adam: parameter of shape \(2, 3\) has a gradient of shape \(3, 2\)"):
         opt.step()
+
+
+def test_step_hooks_fire_in_order_and_detach():
+    p = gn.tensor([1.0, 2.0], requires_grad=True)
+    opt = optim.SGD([p], lr=0.1)
+    calls = []
+    pre = opt.register_step_pre_hook(lambda o, args, kwargs: calls.append(("pre", p.data.copy())))
+    post = opt.register_step_post_hook(lambda o, args, kwargs: calls.append(("post", p.data.copy())))
+    p.grad = gn.tensor([1.0, 1.0])
+    opt.step()
+    assert [c[0] for c in calls] == ["pre", "post"]
+    np.testing.assert_allclose(calls[0][1], [1.0, 2.0])
+    np.testing.assert_allclose(calls[1][1], [0.9, 1.9])
+    pre.remove()
+    post.remove()
+    opt.step()
+    assert len(calls) == 2
