@@ -15,7 +15,7 @@ def _import_torch():
         import torch
     except ImportError:
         if os.environ.get("CI", "").lower() == "true":
-            raise RuntimeError("CI=true but torch is not installed: the PyTorch oracle tests must run in CI")
+            raise RuntimeError("CI=true but torch is not installed: the PyTorch oracle tests must run in CI") from None
         return None
     torch.set_num_threads(1)
     return torch
