@@ -27,7 +27,7 @@ import glassnet as gn
 from glassnet import nn, optim
 from glassnet.autograd import GlassnetError
 from glassnet.data import DataLoader, TensorDataset
-from glassnet.train import ModelCheckpoint, Trainer, read_checkpoint
+from glassnet.train import ModelCheckpoint, Trainer, evaluate, read_checkpoint
 from glassnet.train.data_spec import DATA_FORMS, DataSplit, fit_normalization, load_split, normalize
 from glassnet.train.inputs import read_samples
 from glassnet.train.models import ACTIVATIONS, INITS, build_model, initialize, parse_model_spec
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--progress", choices=PROGRESS_MODES, default="auto", help="progress display (default auto)")
     train.add_argument("--inspect", action="store_true", help="diagnose the first steps before training")
     train.add_argument("--inspect-steps", type=_positive_int, default=50, metavar="N", help="steps to diagnose")
-    train.add_argument("--report", metavar="PATH", help="with --inspect: write the HTML report to PATH")
+    train.add_argument("--report", metavar="PATH", help="write the --inspect HTML report to PATH (implies --inspect)")
 
     evaluate = commands.add_parser("evaluate", help="test loss and accuracy of a saved model")
     evaluate.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint from glassnet train --save")
@@ -287,7 +287,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(_describe(config, run.data), flush=True)
     if state is not None:
         print(f"resuming {args.resume} at epoch {trainer.epoch} (step {trainer.global_step})", flush=True)
-    if args.inspect:
+    if args.inspect or args.report:
         _inspect(run.model, run.optimizer, run.train_loader, args.inspect_steps, args.report)
     epochs_before = trainer.epoch
     trainer.fit(run.train_loader, epochs=config["epochs"])
@@ -335,8 +335,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if data.num_classes > int(metadata["num_classes"]):
         raise CommandError(f"--data {spec}: {data.num_classes} classes, the model knows {metadata['num_classes']}")
     loader = _loader(normalize(data.x_test, metadata["normalization"]), data.y_test, EVAL_BATCH, shuffle=False)
-    optimizer = optim.SGD(model.parameters(), lr=0.0)  # Trainer.evaluate takes no step; it needs one to exist
-    result = Trainer(model, optimizer, nn.CrossEntropyLoss(), progress="none").evaluate(loader)
+    result = evaluate(model, loader, nn.CrossEntropyLoss())
     print(f"{metadata['model']} on {spec}: {_test_line(result, len(data.x_test))}")
     return 0
 

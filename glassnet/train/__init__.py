@@ -20,7 +20,7 @@ Example:
 
 from glassnet.train.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from glassnet.train.history import History
-from glassnet.train.trainer import Trainer, fit, read_checkpoint, seed_everything
+from glassnet.train.trainer import Trainer, evaluate, fit, read_checkpoint, seed_everything
 
 __all__ = [
     "Callback",
@@ -28,6 +28,7 @@ __all__ = [
     "History",
     "ModelCheckpoint",
     "Trainer",
+    "evaluate",
     "fit",
     "read_checkpoint",
     "seed_everything",

@@ -105,6 +105,43 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
+def evaluate(model: Module, loader: Iterable, loss_fn) -> dict[str, float]:
+    """The mean loss (and accuracy, for class scores and integer labels) of ``model`` over ``loader``.
+
+    The model is in eval mode and no graph is recorded; its previous mode is restored.
+
+    Args:
+        model: the module to evaluate.
+        loader: yields ``(inputs, targets)`` batches.
+        loss_fn: ``loss_fn(output, targets)``, a mean over the batch.
+
+    Returns:
+        ``{"loss": ..., "accuracy": ...}`` (no ``accuracy`` for other tasks).
+
+    Example:
+        >>> import glassnet as gn
+        >>> from glassnet import nn
+        >>> from glassnet.train import evaluate
+        >>> batches = [(gn.randn(8, 4), gn.randint(0, 3, (8,)))]
+        >>> sorted(evaluate(nn.Linear(4, 3), batches, nn.CrossEntropyLoss()))
+        ['accuracy', 'loss']
+    """
+    totals = EpochTotals()
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            for batch in loader:
+                inputs, targets = _unpack(batch)
+                output = model(inputs)
+                totals.add(loss_fn(output, targets).item(), len(targets), _count_correct(output, targets))
+    finally:
+        model.train(was_training)
+    if totals.samples == 0:
+        raise GlassnetError("evaluate: the loader yielded no samples")
+    return totals.metrics()
+
+
 class Trainer:
     """Train a model with an optimizer and a loss, over epochs of a DataLoader.
 
@@ -206,9 +243,7 @@ class Trainer:
         Returns:
             The ``History`` of all epochs so far.
         """
-        for name, value in (("epochs", epochs), ("max_steps", max_steps)):
-            if value is None and name == "max_steps":
-                continue
+        for name, value in (("epochs", epochs), ("max_steps", 1 if max_steps is None else max_steps)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise GlassnetError(f"Trainer.fit: {name} must be a positive integer, got {value!r}")
         self._prepare_loader(train_loader)
@@ -313,54 +348,8 @@ class Trainer:
 
     # ---- evaluation and prediction
     def evaluate(self, loader: Iterable, loss_fn=None) -> dict[str, float]:
-        """The mean loss (and accuracy, for class scores and integer labels) of the model over ``loader``.
-
-        The model is in eval mode and no graph is recorded; its previous mode is restored.
-
-        Args:
-            loader: yields ``(inputs, targets)`` batches.
-            loss_fn: the loss to report; the trainer's ``loss_fn`` when None.
-
-        Returns:
-            ``{"loss": ..., "accuracy": ...}`` (no ``accuracy`` for other tasks).
-        """
-        loss_fn = self.loss_fn if loss_fn is None else loss_fn
-        totals = EpochTotals()
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with no_grad():
-                for batch in loader:
-                    inputs, targets = _unpack(batch)
-                    output = self.model(inputs)
-                    loss = loss_fn(output, targets)
-                    totals.add(loss.item(), len(targets), _count_correct(output, targets))
-        finally:
-            self.model.train(was_training)
-        if totals.samples == 0:
-            raise GlassnetError("Trainer.evaluate: the loader yielded no samples")
-        return totals.metrics()
-
-    def predict(self, inputs, batch_size: int = 256) -> np.ndarray:
-        """The model's outputs for ``inputs`` (an array or Tensor of samples), in eval mode and batches.
-
-        Example:
-            >>> import glassnet as gn
-            >>> from glassnet import nn, optim
-            >>> from glassnet.train import Trainer
-            >>> model = nn.Linear(3, 2)
-            >>> Trainer(model, optim.SGD(model.parameters(), lr=0.1)).predict(gn.randn(5, 3)).shape
-            (5, 2)
-        """
-        data = inputs.data if isinstance(inputs, Tensor) else np.asarray(inputs)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with no_grad():
-                outputs = [self.model(Tensor(data[i : i + batch_size])).data for i in range(0, len(data), batch_size)]
-        finally:
-            self.model.train(was_training)
-        return np.concatenate(outputs) if outputs else np.empty((0,), dtype=np.float32)
+        """``evaluate(self.model, loader, loss_fn or self.loss_fn)``: mean loss and accuracy over ``loader``."""
+        return evaluate(self.model, loader, self.loss_fn if loss_fn is None else loss_fn)
 
     # ---- checkpoints
     def state_dict(self) -> dict[str, Any]:
