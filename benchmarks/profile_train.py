@@ -450,7 +450,7 @@ def print_result(r: dict) -> None:
     samples_per_s = r["batch"] / p["total"] * 1e6
     print(
         f"\n=== {r['network']} {r['mode']} batch {r['batch']}: {p['total']:,.0f} us per step "
-        f"({samples_per_s:,.0f} samples/s of one thread's CPU)"
+        f"({samples_per_s:,.0f} samples/s)"
     )
     t = r.get("torch_phases_us")
     phase_line = "  phases (us/step): " + ", ".join(f"{k} {v:,.0f}" for k, v in p.items() if k != "total")
