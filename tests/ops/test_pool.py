@@ -91,6 +91,24 @@ def test_max_pool_ties_send_the_gradient_to_one_maximum_as_torch(kernel_size, st
     np.testing.assert_allclose(gx.grad.data.sum(), grad_out.sum())
 
 
+@pytest.mark.parametrize("kernel_size", [(1, 1), (1, 2), (2, 2), (3, 3), (2, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_disjoint_windows_match_torch_with_ties(kernel_size, dtype, torch):
+    """Non-overlapping windows (kernel == stride) on ReLU-like data with many ties and a ragged border."""
+    rng = np.random.default_rng(2)
+    x = np.maximum(rng.integers(-2, 3, (3, 4, 8, 11)), 0).astype(dtype)  # 8 and 11: leftover rows / columns
+    tx = torch.tensor(x, requires_grad=True)
+    t_out = torch.nn.functional.max_pool2d(tx, kernel_size)
+    grad_out = rng.standard_normal(t_out.shape).astype(dtype)
+    t_out.backward(torch.tensor(grad_out))
+    gx = gn.tensor(x, requires_grad=True)
+    out = MaxPool2d.apply(gx, kernel_size=kernel_size, stride=kernel_size)
+    out.backward(gn.tensor(grad_out))
+    np.testing.assert_array_equal(out.data, t_out.detach().numpy())
+    np.testing.assert_array_equal(gx.grad.data, tx.grad.numpy())
+    assert gx.grad.dtype == dtype
+
+
 def test_max_pool_all_equal_window_gives_all_to_the_first_element():
     x = gn.zeros(1, 1, 2, 2, requires_grad=True)
     MaxPool2d.apply(x, kernel_size=(2, 2), stride=(2, 2)).sum().backward()
