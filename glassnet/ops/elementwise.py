@@ -48,8 +48,10 @@ class Mul(Function):
         return a * b
 
     def backward(self, grad_out):
-        a, b = self.a, self.b
-        return unbroadcast(grad_out * b, a.shape), unbroadcast(grad_out * a, b.shape)
+        a, b, parents = self.a, self.b, self.parents
+        grad_a = unbroadcast(grad_out * b, a.shape) if parents[0].requires_grad else None
+        grad_b = unbroadcast(grad_out * a, b.shape) if parents[1].requires_grad else None
+        return grad_a, grad_b
 
 
 class Div(Function):
@@ -60,9 +62,10 @@ class Div(Function):
         return a / b
 
     def backward(self, grad_out):
-        a, b = self.a, self.b
+        a, b, parents = self.a, self.b, self.parents
         grad_a = grad_out / b
-        return unbroadcast(grad_a, a.shape), unbroadcast(-grad_a * a / b, b.shape)
+        grad_b = unbroadcast(-grad_a * a / b, b.shape) if parents[1].requires_grad else None
+        return (unbroadcast(grad_a, a.shape) if parents[0].requires_grad else None), grad_b
 
 
 class Neg(Function):

@@ -29,8 +29,9 @@ class MatMul(Function):
 
     def backward(self, grad_out):
         a, b = self.a, self.b
+        need_a, need_b = self.parents[0].requires_grad, self.parents[1].requires_grad
         if a.ndim == 2 and b.ndim == 2:
-            return grad_out @ b.T, a.T @ grad_out
+            return (grad_out @ b.T if need_a else None), (a.T @ grad_out if need_b else None)
         a2 = a[None, :] if a.ndim == 1 else a  # (1, k)
         b2 = b[:, None] if b.ndim == 1 else b  # (k, 1)
         g2 = grad_out
@@ -38,8 +39,11 @@ class MatMul(Function):
             g2 = g2[..., None]
         if a.ndim == 1:
             g2 = np.expand_dims(g2, -2)
-        grad_a = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
-        grad_b = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+        grad_a = grad_b = None
+        if need_a:
+            grad_a = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        if need_b:
+            grad_b = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
         return grad_a, grad_b
 
 
@@ -47,6 +51,7 @@ class Linear(Function):
     """out = x @ weight^T + bias, the bias added in place into the GEMM's output.
 
     dx = grad @ weight;  dweight = grad^T @ x (batch axes flattened);  dbias = grad summed over rows.
+    Gradients of inputs that require none are not computed (the first layer's dx, a frozen weight).
     Shape: x (..., in), weight (out, in), bias (out,) -> (..., out).
     """
 
@@ -58,15 +63,13 @@ class Linear(Function):
         return out
 
     def backward(self, grad_out):
-        x, weight = self.x, self.weight
-        grad_x = grad_out @ weight
-        if grad_out.ndim == 2:
-            grad_weight = grad_out.T @ x
-            grad_bias = grad_out.sum(axis=0) if self.has_bias else None
-        else:
-            g2 = grad_out.reshape(-1, grad_out.shape[-1])
-            grad_weight = g2.T @ x.reshape(-1, x.shape[-1])
-            grad_bias = g2.sum(axis=0) if self.has_bias else None
-        if self.has_bias:
-            return grad_x, grad_weight, grad_bias
-        return grad_x, grad_weight
+        x, weight, parents = self.x, self.weight, self.parents
+        grad_x = grad_out @ weight if parents[0].requires_grad else None
+        g2 = grad_out if grad_out.ndim == 2 else grad_out.reshape(-1, grad_out.shape[-1])
+        grad_weight = None
+        if parents[1].requires_grad:
+            grad_weight = g2.T @ (x if x.ndim == 2 else x.reshape(-1, x.shape[-1]))
+        if not self.has_bias:
+            return grad_x, grad_weight
+        grad_bias = g2.sum(axis=0) if parents[2].requires_grad else None
+        return grad_x, grad_weight, grad_bias
