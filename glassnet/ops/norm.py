@@ -1,8 +1,12 @@
 """Batch normalisation primitive: per-channel statistics over every axis but 1, running-statistics update.
 
-One fused Function rather than a composite of mean/var/sub/div: its backward is three passes over
-the input instead of a dozen, and it updates the running statistics in place exactly as PyTorch
-(momentum, unbiased variance for ``running_var``).
+One fused Function rather than a composite of mean/var/sub/div: it updates the running statistics in
+place exactly as PyTorch (momentum, unbiased variance for ``running_var``), and makes few passes over
+the data. The output is one per-channel affine map of the centred input, computed in place in the
+centred array. The normalised input is not kept for backward: the graph holds the input anyway, so
+backward recomputes ``x - mean`` (one pass) instead of keeping a second array of the input's size.
+Per-channel sums and dot products reduce each (n, c) row with BLAS (a matrix-vector product, or a
+batched dot for long rows), then add the N partial results in float64: fast and accurate.
 """
 
 from __future__ import annotations
@@ -36,8 +40,6 @@ class BatchNorm(Function):
         >>> out.shape
         (8, 3)
     """
-
-    saves_inputs = False
 
     def forward(
         self,
@@ -85,9 +87,9 @@ class BatchNorm(Function):
                 raise GlassnetError(
                     f"{op}: expected more than 1 value per channel when training, got input size {x.shape}"
                 )
-            mean = x3.sum(axis=2).sum(axis=0) / dtype.type(M)
-            xhat = x3 - mean.reshape(shape)
-            var = _channel_sum(xhat * xhat) / dtype.type(M)
+            mean = (_channel_sum(x3) / M).astype(dtype)
+            centred = x3 - mean.reshape(shape)
+            var = (_channel_dot(centred, centred) / M).astype(dtype)
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += (momentum * mean).astype(running_mean.dtype, copy=False)
@@ -97,43 +99,62 @@ class BatchNorm(Function):
         else:
             mean = running_mean.astype(dtype, copy=False)
             var = running_var.astype(dtype, copy=False)
-            xhat = x3 - mean.reshape(shape)
+            centred = x3 - mean.reshape(shape)
         invstd = (1 / np.sqrt(var + dtype.type(eps))).astype(dtype, copy=False)
-        xhat *= invstd.reshape(shape)
-        if weight is not None:
-            out = xhat * weight.reshape(shape)
+        scale = invstd if weight is None else invstd * weight  # (C,)
+        out = centred  # out = (x - mean) * scale + bias, in place in the fresh centred array
+        out *= scale.reshape(shape)
+        if bias is not None:
             out += bias.reshape(shape)
-        else:
-            out = xhat.copy()  # xhat is saved for backward: the output must not alias it
-        self.xhat, self.invstd, self.weight, self.training = xhat, invstd, weight, training
-        self.x_shape = x.shape
+        self.mean, self.invstd, self.scale, self.training = mean, invstd, scale, training
+        self.has_weight = weight is not None
         return out.reshape(x.shape)
 
     def backward(self, grad_out):
-        xhat, invstd, weight = self.xhat, self.invstd, self.weight
-        N, C = self.x_shape[:2]
+        mean, invstd, scale = self.mean, self.invstd, self.scale
+        x = self.parents[0].data
+        N, C = x.shape[:2]
+        x3 = x.reshape(N, C, -1)
         g = grad_out.reshape(N, C, -1)
         shape = (1, C, 1)
-        scale = invstd if weight is None else invstd * weight  # (C,)
-        grad_bias = _channel_sum(g)
-        grad_weight = _channel_sum(g * xhat)
+        M = N * g.shape[2]
+        grad_bias = _channel_sum(g).astype(g.dtype)
+        centred = x3 - mean.reshape(shape)  # xhat = centred * invstd, recomputed rather than kept
+        grad_weight = (_channel_dot(g, centred) * invstd).astype(g.dtype)  # sum g * xhat
+        grad_x = None
         if self.parents[0].requires_grad:
             if self.training:
-                M = g.shape[0] * g.shape[2]
-                # dx = scale * (g - mean(g) - xhat * mean(g * xhat)), as two fused passes over g.
+                # dx = scale * (g - mean(g) - xhat * mean(g * xhat))
+                #    = g * scale - centred * (scale * invstd * mean(g * xhat)) - scale * mean(g)
                 grad_x = g * scale.reshape(shape)
-                grad_x -= xhat * (scale * grad_weight / M).reshape(shape)
+                centred *= (scale * invstd * grad_weight / M).reshape(shape)
+                grad_x -= centred
                 grad_x -= (scale * grad_bias / M).reshape(shape)
             else:
                 grad_x = g * scale.reshape(shape)
-            grad_x = grad_x.reshape(self.x_shape)
-        else:
-            grad_x = None
-        if weight is None:
+            grad_x = grad_x.reshape(x.shape)
+        if not self.has_weight:
             return grad_x
         return grad_x, grad_weight, grad_bias
 
 
+_DOT_BATCHED_MIN_LENGTH = 128
+
+
 def _channel_sum(a):
-    """Sum of a (N, C, L) array over axes 0 and 2 -> (C,), reducing the contiguous axis first."""
-    return a.sum(axis=2).sum(axis=0)
+    """Sum of a (N, C, L) array over axes 0 and 2 -> float64 (C,): a BLAS row sum, then N terms in float64."""
+    ones = np.ones(a.shape[2], dtype=a.dtype)
+    return np.matmul(a, ones).sum(axis=0, dtype=np.float64)
+
+
+def _channel_dot(a, b):
+    """sum over axes 0 and 2 of a * b for two (N, C, L) arrays -> float64 (C,), with no (N, C, L) temporary.
+
+    Long rows go through a batched BLAS dot (one (1, L) @ (L, 1) product per (n, c)); short ones
+    through einsum, where the per-product call overhead would dominate.
+    """
+    if a.shape[2] >= _DOT_BATCHED_MIN_LENGTH:
+        rows = np.matmul(a[:, :, None, :], b[:, :, :, None])[:, :, 0, 0]
+    else:
+        rows = np.einsum("ncl,ncl->nc", a, b)
+    return rows.sum(axis=0, dtype=np.float64)

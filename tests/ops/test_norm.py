@@ -72,6 +72,41 @@ def test_training_steps_then_eval_match_torch(shape, affine, dtype, tol, torch):
     assert running_mean.dtype == running_var.dtype == dtype
 
 
+@pytest.mark.parametrize("shape", [(64, 8, 14, 14), (64, 16, 5, 5)])  # long rows (batched dot) and short (einsum)
+def test_float32_large_offset_input_matches_torch(shape, torch):
+    """Sums over 12,544 or 1,600 float32 values per channel, mean far from 0: the statistics stay accurate."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(shape) * 2 + 30).astype(np.float32)
+    grad_out = rng.standard_normal(shape).astype(np.float32)
+    C = shape[1]
+    weight, bias = rng.standard_normal(C).astype(np.float32), rng.standard_normal(C).astype(np.float32)
+    running_mean, running_var = np.zeros(C, np.float32), np.ones(C, np.float32)
+    leaves = [gn.tensor(a, requires_grad=True) for a in (x, weight, bias)]
+    out = BatchNorm.apply(*leaves, running_mean=running_mean, running_var=running_var, training=True)
+    out.backward(gn.tensor(grad_out))
+    t_leaves = [torch.tensor(a, requires_grad=True) for a in (x, weight, bias)]
+    t_mean, t_var = torch.zeros(C), torch.ones(C)
+    t_out = torch.nn.functional.batch_norm(t_leaves[0], t_mean, t_var, *t_leaves[1:], training=True)
+    t_out.backward(torch.tensor(grad_out))
+    np.testing.assert_allclose(out.data, t_out.detach().numpy(), atol=1e-4, rtol=1e-4)
+    for leaf, t_leaf in zip(leaves, t_leaves):
+        assert leaf.grad.dtype == np.float32
+        np.testing.assert_allclose(leaf.grad.data, t_leaf.grad.numpy(), atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(running_mean, t_mean.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(running_var, t_var.numpy(), rtol=1e-4)
+
+
+def test_input_changed_in_place_before_backward_is_an_error():
+    """Backward recomputes the normalised input from the input, so an in-place change must be caught."""
+    x = gn.randn(4, 3, 5, requires_grad=True)
+    h = x * 1.0
+    out = BatchNorm.apply(h, training=True)
+    with gn.no_grad():
+        h.add_(1.0)
+    with pytest.raises(RuntimeError, match=r"BatchNorm.backward: input 0 of shape \(4, 3, 5\) was modified in place"):
+        out.sum().backward()
+
+
 def test_no_running_statistics_in_training_uses_batch_statistics():
     x = gn.tensor(np.array([[1.0, 10.0], [3.0, 30.0]]), requires_grad=True)
     out = BatchNorm.apply(x, training=True, eps=0.0)
