@@ -6,6 +6,8 @@ a copy) is checked against the general computation on the same values.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -55,3 +57,35 @@ def test_binary_ops_skip_the_gradient_of_a_constant_operand(op, which):
     partial = op.apply(*inputs)._ctx.backward(g)
     assert partial[which] is None
     np.testing.assert_array_equal(partial[1 - which], full[1 - which])
+
+
+def test_leaf_gradients_adopt_the_arrays_backward_returns(monkeypatch):
+    """No defensive copy: each Linear's weight and bias gradient is the array its backward made."""
+    returned = []
+    original = Linear.backward
+
+    def recording_backward(self, grad_out):
+        grads = original(self, grad_out)
+        returned.append([None if g is None else weakref.ref(g) for g in grads])  # weak: no refcount
+        return grads
+
+    monkeypatch.setattr(Linear, "backward", recording_backward)
+    model = gn.nn.Sequential(gn.nn.Linear(6, 5), gn.nn.ReLU(), gn.nn.Linear(5, 3))
+    x = gn.tensor(_rand(4, 6).astype(np.float32))
+    gn.nn.functional.cross_entropy(model(x), np.array([0, 1, 2, 0])).backward()
+    (last_x, last_w, last_b), (first_x, first_w, first_b) = returned
+    assert first_x is None
+    assert model[2].weight.grad.data is last_w() and model[2].bias.grad.data is last_b()
+    assert model[0].weight.grad.data is first_w() and model[0].bias.grad.data is first_b()
+
+
+def test_a_gradient_kept_by_a_hook_is_not_adopted_by_the_leaf():
+    w = gn.tensor(_rand(3, 4), requires_grad=True)
+    kept = []
+    w.register_hook(lambda grad: kept.append(grad.data))
+    (gn.tensor(_rand(2, 3)) @ w).sum().backward()
+    before = kept[0].copy()
+    with gn.no_grad():
+        w.grad.mul_(0)
+    np.testing.assert_array_equal(kept[0], before)
+    assert not np.shares_memory(kept[0], w.grad.data)

@@ -85,6 +85,9 @@ def backward(root, grad, retain_graph: bool = False) -> None:
                     )
                 prev = grads.get(p)
                 grads[p] = pg if prev is None else prev + pg
+            # Drop this frame's references to the gradients just handed on, so that a leaf reached
+            # next sees the dict's reference alone and adopts its array instead of copying it.
+            in_grads = pg = prev = g = None
             if not retain_graph:
                 fn.release()
     finally:
