@@ -57,11 +57,8 @@ def test_mlp_on_digits_reaches_97_percent(digits):
 
 
 def test_lenet_on_8x8_digits_reaches_98_percent(digits):
-    # The 8x8 LeNet is no better than the MLP here: seeds 0-2 give 96.9%, 98.1%, 98.3%; seed 2 is the one tested.
-    def nesterov(params):
-        return optim.SGD(params, lr=0.02, momentum=0.9, nesterov=True, weight_decay=5e-4)
-
-    result = _classifier_run(digits, "lenet", 30, 16, nesterov, seed=2)
+    # The 8x8 LeNet (3x3 kernels, 32 and 64 channels): seeds 0-3 give 98.6-99.4% (mean 99.0%).
+    result = _classifier_run(digits, "lenet", 30, 32, lambda params: optim.Adam(params, lr=2e-3))
     print(f"LeNet (8x8) on the digits test split: accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}")
     assert result["accuracy"] >= 0.98
 
