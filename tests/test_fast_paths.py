@@ -89,3 +89,40 @@ def test_a_gradient_kept_by_a_hook_is_not_adopted_by_the_leaf():
         w.grad.mul_(0)
     np.testing.assert_array_equal(kept[0], before)
     assert not np.shares_memory(kept[0], w.grad.data)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plain_cross_entropy_equals_the_general_path(reduction, dtype):
+    """Unit class weights take the general path and must give bit-identical values and gradients."""
+    logits_data = (_rand(16, 10) * 3).astype(dtype)
+    labels = np.random.default_rng(1).integers(0, 10, size=16)
+    results = []
+    for weight in (None, np.ones(10, dtype=dtype)):
+        logits = gn.tensor(logits_data, requires_grad=True)
+        loss = gn.nn.functional.cross_entropy(logits, labels, weight=weight, reduction=reduction)
+        assert loss._ctx.plain == (weight is None)
+        (loss * 3.0).backward()
+        results.append((loss.data, logits.grad.data))
+    assert results[0][0].dtype == results[1][0].dtype == dtype
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize(
+    "labels, ignore_index",
+    [([0, 1, 2, 3], 2), ([0, 1, -100, 3], -100), ([0, 1, 2, 7], -100)],
+    ids=["ignore_index_in_range", "ignored_label", "out_of_range"],
+)
+def test_cross_entropy_labels_the_plain_path_cannot_take_go_the_general_way(labels, ignore_index):
+    logits = gn.tensor(_rand(4, 5), requires_grad=True)
+    labels = np.array(labels)
+    if labels.max() >= 5:
+        with pytest.raises(gn.autograd.GlassnetError, match="out of range"):
+            gn.nn.functional.cross_entropy(logits, labels, ignore_index=ignore_index)
+        return
+    loss = gn.nn.functional.cross_entropy(logits, labels, ignore_index=ignore_index)
+    assert not loss._ctx.plain
+    keep = labels != ignore_index
+    logp = logits.data - np.log(np.exp(logits.data).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(loss.item(), -logp[keep.nonzero()[0], labels[keep]].mean())

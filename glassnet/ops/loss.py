@@ -111,11 +111,28 @@ class CrossEntropy(Function):
     """
 
     saves_inputs = False
+    plain = False
 
     def forward(self, logits, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+        target = np.asarray(target)
+        if (
+            weight is None
+            and not label_smoothing
+            and reduction != "none"
+            and logits.ndim == 2
+            and target.ndim == 1
+            and logits.dtype.kind == "f"
+            and target.dtype.kind in "iu"
+            and target.shape[0] == logits.shape[0] > 0
+            and reduction in _REDUCTIONS
+        ):
+            # The common case (a batch of class scores, plain labels) skips the weights, the smoothing
+            # and the ignore mask; the first out-of-range or ignored label sends it down the general path.
+            C = logits.shape[1]
+            if target.min() >= 0 and target.max() < C and not 0 <= ignore_index < C:
+                return self._forward_plain(logits, target, reduction)
         op = "cross_entropy"
         _check_reduction(reduction, op)
-        target = np.asarray(target)
         if not 0.0 <= label_smoothing <= 1.0:
             raise GlassnetError(f"{op}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
         z, t, weight, valid = _class_layout(logits, target, weight, ignore_index, op)
@@ -135,7 +152,27 @@ class CrossEntropy(Function):
         self.eps, self.reduction, self.shape = eps, reduction, logits.shape
         return value.reshape(target.shape) if reduction == "none" else value
 
+    def _forward_plain(self, logits, target, reduction):
+        """loss = -sum_i logp[i, t_i] (/ M for 'mean'): the general formula with w = 1, eps = 0, no ignored label."""
+        M = logits.shape[0]
+        dtype = logits.dtype
+        logp = log_softmax_array(logits, 1)
+        rows = np.arange(M)
+        total = -logp[rows, target].sum(dtype=dtype)
+        self.logp, self.t, self.rows, self.plain, self.reduction = logp, target, rows, True, reduction
+        if reduction == "sum":
+            self.factor = dtype.type(1)
+            return np.asarray(total, dtype=dtype)
+        self.factor = dtype.type(1 / M)
+        return np.asarray(total / dtype.type(M), dtype=dtype)
+
     def backward(self, grad_out):
+        if self.plain:
+            a = (grad_out * self.factor).astype(self.logp.dtype, copy=False)  # 0-d
+            grad = np.exp(self.logp)
+            grad *= a
+            grad[self.rows, self.t] -= a
+            return grad
         logp, t, w_t, valid, weight, eps = self.logp, self.t, self.w_t, self.valid, self.weight, self.eps
         M, C = logp.shape
         dtype = logp.dtype
