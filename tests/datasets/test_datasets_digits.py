@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 import glassnet as gn
@@ -16,6 +18,13 @@ def test_digits_shapes_dtypes_values():
     assert images.min() == 0.0 and images.max() == 1.0
     np.testing.assert_array_equal(np.unique(images * 16), np.arange(17))  # counts 0..16 scaled by 1/16
     assert np.bincount(labels).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+
+
+def test_digits_content_is_unchanged():
+    """A checksum of the pixels and labels, equal to scikit-learn's copy (checked below when installed)."""
+    images, labels = gn.datasets.load_digits()
+    payload = (images * 16).astype(np.uint8).tobytes() + labels.tobytes()
+    assert hashlib.sha256(payload).hexdigest() == "65e5b4619795efb40c1082f4c350c049e4ad552200d369b6ae99e21eef5e72c5"
 
 
 def test_digits_match_scikit_learn():
