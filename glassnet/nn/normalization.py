@@ -64,19 +64,19 @@ class _BatchNorm(Module):
                 f"C = {self.num_features}, got {tuple(shape)}"
             )
         momentum = self.momentum
-        use_batch_stats = self.training or not self.track_running_stats
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
             if momentum is None:  # cumulative moving average
                 momentum = 1.0 / float(self.num_batches_tracked.data)
+        # Batch statistics in training, and always when no running statistics are kept.
         return F.batch_norm(
             input,
-            self.running_mean if not self.training or self.track_running_stats else None,
-            self.running_var if not self.training or self.track_running_stats else None,
+            self.running_mean,
+            self.running_var,
             self.weight,
             self.bias,
-            training=use_batch_stats,
-            momentum=momentum if momentum is not None else 0.0,
+            training=self.training or not self.track_running_stats,
+            momentum=0.0 if momentum is None else momentum,  # unused without running statistics
             eps=self.eps,
         )
 

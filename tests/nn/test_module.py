@@ -217,3 +217,21 @@ def test_default_init_bounds_match_torch_rule():
     conv = nn.Conv2d(6, 16, 5)
     bound = 1 / np.sqrt(6 * 25)
     assert np.abs(conv.weight.data).max() <= bound and np.abs(conv.bias.data).max() <= bound
+
+
+def test_batchnorm_momentum_none_is_a_cumulative_average(torch):
+    tbn, bn = torch.nn.BatchNorm1d(3, momentum=None).double(), nn.BatchNorm1d(3, momentum=None).double()
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        x = rng.standard_normal((6, 3)) * 2 + 1
+        tbn(torch.tensor(x))
+        bn(gn.tensor(x))
+    np.testing.assert_allclose(bn.running_mean.data, tbn.running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(bn.running_var.data, tbn.running_var.numpy(), rtol=1e-12)
+
+
+def test_batchnorm_without_running_stats_uses_batch_statistics_in_eval(torch):
+    tbn = torch.nn.BatchNorm1d(3, momentum=None, track_running_stats=False).double().eval()
+    bn = nn.BatchNorm1d(3, momentum=None, track_running_stats=False).double().eval()
+    x = np.random.default_rng(5).standard_normal((6, 3))
+    np.testing.assert_allclose(bn(gn.tensor(x)).data, tbn(torch.tensor(x)).detach().numpy(), rtol=1e-10)
