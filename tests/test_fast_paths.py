@@ -126,3 +126,42 @@ def test_cross_entropy_labels_the_plain_path_cannot_take_go_the_general_way(labe
     keep = labels != ignore_index
     logp = logits.data - np.log(np.exp(logits.data).sum(axis=1, keepdims=True))
     np.testing.assert_allclose(loss.item(), -logp[keep.nonzero()[0], labels[keep]].mean())
+
+
+@pytest.mark.parametrize(
+    "batch, x_order", [(3, "C"), (3, "F"), (40, "C"), (40, "F")], ids=["rows_C", "rows_F", "many_C", "many_F"]
+)
+def test_linear_column_major_route_equals_the_row_major_product(batch, x_order):
+    """Small batches and column-major inputs take out^T = W x^T (a BLAS-friendlier GEMM); same values."""
+    x_data = np.asarray(_rand(batch, 7), order=x_order)
+    w_data, b_data, g = _rand(5, 7, seed=1), _rand(5, seed=2), _rand(batch, 5, seed=3)
+    x, w, b = (gn.Tensor(a, requires_grad=True) for a in (x_data, w_data, b_data))  # no copy: layout kept
+    out = Linear.apply(x, w, b)
+    np.testing.assert_allclose(out.data, x_data @ w_data.T + b_data, rtol=1e-12)
+    assert out.data.flags.f_contiguous == (x_order == "F" or batch <= 5)
+    out.backward(gn.tensor(g))
+    np.testing.assert_allclose(x.grad.data, g @ w_data, rtol=1e-12)
+    np.testing.assert_allclose(w.grad.data, g.T @ x_data, rtol=1e-12)
+    np.testing.assert_allclose(b.grad.data, g.sum(axis=0), rtol=1e-12)
+    assert x.grad.data.flags.f_contiguous == (x_order == "F")  # the gradient keeps the input's layout
+    assert w.grad.data.flags.c_contiguous  # the optimizer's passes stay in the parameter's layout
+
+
+def test_mlp_with_column_major_activations_matches_float64_finite_differences():
+    model = gn.nn.Sequential(gn.nn.Linear(6, 8), gn.nn.ReLU(), gn.nn.Linear(8, 9), gn.nn.Tanh(), gn.nn.Linear(9, 3))
+    model.double()
+    x, labels = gn.tensor(_rand(4, 6)), np.array([0, 2, 1, 2])
+    gn.nn.functional.cross_entropy(model(x), labels).backward()
+    for layer in (model[0], model[2], model[4]):
+        w = layer.weight.data
+        numerical = np.zeros_like(w)
+        for index in np.ndindex(w.shape):
+            old = w[index]
+            values = []
+            for value in (old + 1e-6, old - 1e-6):
+                w[index] = value
+                with gn.no_grad():
+                    values.append(gn.nn.functional.cross_entropy(model(x), labels).item())
+            w[index] = old
+            numerical[index] = (values[0] - values[1]) / 2e-6
+        np.testing.assert_allclose(layer.weight.grad.data, numerical, rtol=1e-5, atol=1e-8)

@@ -114,7 +114,7 @@ def _accumulate(t, g) -> None:
     if t.grad is None:
         # Refcount 3 = the caller's local + this frame's argument + getrefcount's own argument.
         if g.base is not None or _getrefcount(g) > 3 or not g.flags.writeable:
-            g = g.copy()
+            g = g.copy(order="K")  # keeps a column-major gradient column-major
         t.grad = _tensor_module.Tensor(g)
     else:
         t.grad.data = t.grad.data + g
