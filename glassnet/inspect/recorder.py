@@ -14,6 +14,8 @@ or otherwise when the model's forward runs again after a backward. Forward passe
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -21,7 +23,8 @@ import numpy as np
 
 from glassnet import nn
 from glassnet.autograd import GlassnetError, is_grad_enabled
-from glassnet.inspect.stats import TensorStats, summarize
+from glassnet.inspect.batch import StatsBatch
+from glassnet.inspect.stats import TensorStats, piece_norms, summarize
 from glassnet.tensor import Tensor
 
 ACTIVATION_KINDS = (
@@ -64,7 +67,7 @@ class LayerInfo:
 class ParamRecord:
     """One parameter at one step: its value, its gradient, and the update the optimizer applied."""
 
-    value: TensorStats
+    value: TensorStats | None  # None only while its recorded step is in progress
     grad: TensorStats | None = None
     update_norm: float | None = None
     update_ratio: float | None = None  # ||delta W|| / ||W|| before the update
@@ -162,6 +165,10 @@ class Recorder:
         self._forward_step = 0
         self._recording = False
         self._handles: list = []
+        self._module_handles: list = []
+        self._buffers: dict[str, np.ndarray] = {}
+        self._batch = StatsBatch()  # this step's arrays, summarised together when the step ends
+        self._nonfinite_seen: list[tuple[float, NonFinite]] = []
         self._active = False
 
     # ---- attaching and detaching
@@ -172,6 +179,11 @@ class Recorder:
         self._layer_of_module: dict[int, str] = {}
         self._kind_of_module: dict[int, str] = {}
         self._param_owner: dict[int, tuple[str, str, Tensor]] = {}
+        # The forward hooks on layers and activations act only on recorded steps: they are attached when
+        # a recorded step begins and removed when an unrecorded one does, so that an unrecorded step takes
+        # the modules' plain call path. (module, hook) pairs are worked out once, here.
+        self._module_hooks: list[tuple[nn.Module, object]] = []
+        self._module_handles: list = []
         for name, module in self.model.named_modules():
             self._names[id(module)] = name
             own = list(module.named_parameters(recurse=False))
@@ -183,40 +195,56 @@ class Recorder:
                     if p.requires_grad and self.optimizer is None:
                         # With an optimizer the gradients are read when it steps: no hook on the hot path.
                         self._handles.append(p.register_hook(self._make_param_hook(name, pname)))
-                self._handles.append(module.register_forward_hook(self._on_layer_forward))
+                self._module_hooks.append((module, self._on_layer_forward))
             elif kind is not None:
                 self._kind_of_module[id(module)] = kind
-                self._handles.append(module.register_forward_hook(self._on_activation_forward))
+                self._module_hooks.append((module, self._on_activation_forward))
             elif not any(True for _ in module.children()):
-                self._handles.append(module.register_forward_hook(self._on_other_forward))
+                self._module_hooks.append((module, self._on_other_forward))
+        self._params = list(self._param_owner.values())  # (layer, parameter name, Parameter), in order
         self._handles.append(self.model.register_forward_pre_hook(self._on_model_forward))
         if self.optimizer is not None:
             self._hook_optimizer()
         self._auto_steps = self.optimizer is None
         self._backward_seen = False
         self._snapshot = None
+        self._step_begun = False
         self._last_layer = None
-        self._recording = self.current_step % self.every == 0
         self._active = True
+        self._set_recording(self.current_step % self.every == 0)
         return self
 
     def __exit__(self, *exc) -> None:
         if self._active:
+            self._flush()
             self._finish_update()
             self.close()
 
     def close(self) -> None:
         """Remove every hook (``__exit__`` does it); the recorded statistics stay."""
+        self._set_recording(False)
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        self._recording = False
         self._active = False
+
+    def _set_recording(self, recording: bool) -> None:
+        """Start or stop recording: attach the per-module forward hooks, or remove them."""
+        self._recording = recording
+        if recording and not self._module_handles:
+            self._module_handles = [module.register_forward_hook(hook) for module, hook in self._module_hooks]
+        elif not recording and self._module_handles:
+            for handle in self._module_handles:
+                handle.remove()
+            self._module_handles = []
 
     def _hook_optimizer(self) -> None:
         def before_step(optimizer, args, kwargs):
-            if self._recording:
+            if self._recording and self._step_begun:
+                if self._snapshot is None:
+                    self._take_snapshot()  # now rather than at the forward: the parameters are in cache
                 self._record_grads()  # the gradients this step uses (after any clipping)
+                self._flush()  # the whole step's statistics, in one go
 
         def after_step(optimizer, args, kwargs):
             self._end_step()
@@ -240,51 +268,81 @@ class Recorder:
                 series[-1] = (step, value)
             else:
                 series.append((step, value))
-            if not np.isfinite(value) and name == "loss" and self.nonfinite is None:
-                self.nonfinite = NonFinite(step, "loss", "value", "loss")
+            if not math.isfinite(value) and name == "loss" and self.nonfinite is None:
+                if len(self._batch):  # this step's statistics are pending: the loss comes after them
+                    self._note_nonfinite(self._batch.next_order - 0.5, "loss", "value", "loss")
+                else:
+                    self.nonfinite = NonFinite(step, "loss", "value", "loss")
             if len(series) > 20 * self.max_steps:
                 series[:] = series[::2]
 
     def _end_step(self) -> None:
-        self._finish_update()
+        if self._step_begun or self._snapshot is not None or len(self._batch):
+            self._flush()
+            self._finish_update()
         self.current_step += 1
+        self._step_begun = False
         self._backward_seen = False
         self._last_layer = None
-        self._recording = self._active and self.current_step % self.every == 0
+        if self._active and (self.current_step % self.every == 0) != self._recording:
+            self._set_recording(not self._recording)
 
     def _finish_update(self) -> None:
-        """Compare the parameters with their copies from the start of the step: the update."""
+        """Compare the parameters with their copy from before the optimizer's step: the update."""
         snapshot, self._snapshot = self._snapshot, None
         if snapshot is None:
+            if self._step_begun and self.current_step in self.records:
+                self._record_values()  # the step ended without an optimizer step: values, and no update
+                self._flush()
             return
         step_records = self.records.get(self.current_step)
         if step_records is None:
             return
-        deltas = {pid: self._param_owner[pid][2].data - before for pid, before in snapshot.items()}
-        if not any(delta.any() for delta in deltas.values()):
+        before, shapes = snapshot
+        after = self._gather("after", [p.data for _, _, p in self._params])
+        if after.shape != before.shape or [p.shape for _, _, p in self._params] != shapes:
+            return  # a parameter was replaced by one of another shape: there is no update to compare
+        delta = np.subtract(after, before, out=after)
+        update_norms = piece_norms(delta, shapes)
+        if not any(update_norms):
             return  # no optimizer step happened (gradients only): there is no update to record
-        for pid, before in snapshot.items():
-            layer, pname, _ = self._param_owner[pid]
-            delta = deltas[pid]
-            update_norm = float(np.linalg.norm(delta))
+        begin = 0
+        for (layer, pname, _), shape, update_norm in zip(self._params, shapes, update_norms):
+            end = begin + math.prod(shape)
             record = step_records.setdefault(layer, LayerRecord())
             param = record.params.get(pname)
             if param is None:
-                param = record.params[pname] = ParamRecord(summarize(before))
+                param = record.params[pname] = ParamRecord(summarize(before[begin:end].reshape(shape)))
             param.update_norm = update_norm
             before_norm = param.value.norm
             param.update_ratio = update_norm / before_norm if before_norm > 0 else float("inf")
-            self._keep(layer, "update." + pname, delta)
+            self._keep(layer, "update." + pname, delta[begin:end].reshape(shape))
+            begin = end
 
     def _begin_recorded_step(self) -> None:
-        self._snapshot = {pid: p.data.copy() for pid, (_, _, p) in self._param_owner.items()}
-        step_records = self.records.setdefault(self.current_step, {})
-        for layer, pname, p in self._param_owner.values():
-            record = step_records.setdefault(layer, LayerRecord())
-            record.params.setdefault(pname, ParamRecord(summarize(p.data)))
-            self._keep(layer, pname, p.data)
+        self._step_begun = True
+        self.records.setdefault(self.current_step, {})
+        if self.optimizer is None:
+            self._take_snapshot()  # no hook says when the update comes: copy the parameters now
         if len(self.records) > self.max_steps:
             self._thin()
+
+    def _take_snapshot(self) -> None:
+        self._snapshot = self._record_values()
+
+    def _record_values(self) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+        """Batch the parameters' values; returns their copy (end to end: the values before the update)."""
+        step_records = self.records.setdefault(self.current_step, {})
+        dones = []
+        for layer, pname, p in self._params:
+            record = step_records.setdefault(layer, LayerRecord())
+            param = record.params.get(pname)
+            if param is None:
+                param = record.params[pname] = ParamRecord(None)
+            dones.append(functools.partial(setattr, param, "value"))
+            self._keep(layer, pname, p.data)
+        before = self._batch.add_many([p.data for _, _, p in self._params], dones)
+        return before, [p.shape for _, _, p in self._params]
 
     def _thin(self) -> None:
         """Keep one recorded step in two and record half as often: memory stays bounded."""
@@ -298,7 +356,7 @@ class Recorder:
             return
         if self._backward_seen and self._auto_steps:
             self._end_step()
-        if self._recording and self._snapshot is None:
+        if self._recording and not self._step_begun:
             self._begin_recorded_step()
         self._forward_step = self.current_step
         self._last_layer = None
@@ -310,8 +368,7 @@ class Recorder:
         if name not in self.layers:
             self._add_layer(name, module, inputs, output)
         record = self.records.setdefault(self.current_step, {}).setdefault(name, LayerRecord())
-        record.z = summarize(output.data, bins=self.bins)
-        self._check_finite(record.z, name, module, "output")
+        self._batch.add(output.data, self._store(record, "z", name, module, "output"), bins=self.bins)
         self._keep(name, "z", output.data)
         if output.requires_grad:
             output.register_hook(self._make_grad_z_hook(name, module, self.current_step))
@@ -327,22 +384,21 @@ class Recorder:
             info.activation = self._names[id(module)]
             info.activation_kind = self._kind_of_module[id(module)]
         record = self.records[self.current_step][layer]
-        record.a = summarize(output.data, activation=self._kind_of_module[id(module)], bins=self.bins)
-        self._check_finite(record.a, self._names[id(module)], module, "output")
+        done = self._store(record, "a", self._names[id(module)], module, "output")
+        self._batch.add(output.data, done, activation=self._kind_of_module[id(module)], bins=self.bins)
         self._keep(layer, "a", output.data)
 
     def _on_other_forward(self, module, inputs, output) -> None:
         if not self._recording or self.nonfinite is not None or not isinstance(output, Tensor):
             return
         if output.data.dtype.kind == "f" and not np.isfinite(output.data).all():
-            self.nonfinite = NonFinite(self.current_step, self._names[id(module)], "output", type(module).__name__)
+            # After the arrays batched so far, before the next one: ordered with them at the flush.
+            self._note_nonfinite(self._batch.next_order - 0.5, self._names[id(module)], "output", type(module).__name__)
 
     def _make_grad_z_hook(self, name: str, module, step: int):
         def on_grad_z(grad):
             if step == self.current_step and step in self.records:
-                stats = summarize(grad.data)
-                self.records[step][name].grad_z = stats
-                self._check_finite(stats, name, module, "dL/dz")
+                self._batch.add(grad.data, self._store(self.records[step][name], "grad_z", name, module, "dL/dz"))
                 self._keep(name, "grad_z", grad.data)
 
         return on_grad_z
@@ -351,11 +407,18 @@ class Recorder:
         step_records = self.records.get(self.current_step)
         if step_records is None:
             return
-        for layer, pname, p in self._param_owner.values():
-            param = step_records.get(layer) and step_records[layer].params.get(pname)
+        present = []  # (layer, parameter name, ParamRecord, gradient array)
+        for layer, pname, p in self._params:
+            record = step_records.get(layer)
+            param = record.params.get(pname) if record is not None else None
             if param is not None and p.grad is not None:
-                param.grad = summarize(p.grad.data, percentiles=True)
-                self._keep(layer, "grad." + pname, p.grad.data)
+                present.append((layer, pname, param, p.grad.data))
+        grads = [grad for _, _, _, grad in present]
+        self._batch.add_many(
+            grads, [functools.partial(setattr, param, "grad") for _, _, param, _ in present], percentiles=True
+        )
+        for layer, pname, _, grad in present:
+            self._keep(layer, "grad." + pname, grad)
 
     def _make_param_hook(self, layer: str, pname: str):
         def on_param_grad(grad):
@@ -365,7 +428,7 @@ class Recorder:
             record = self.records.setdefault(self.current_step, {}).setdefault(layer, LayerRecord())
             param = record.params.get(pname)
             if param is not None:
-                param.grad = summarize(grad.data, percentiles=True)
+                self._batch.add(grad.data, functools.partial(setattr, param, "grad"), percentiles=True)
                 self._keep(layer, "grad." + pname, grad.data)
 
         return on_param_grad
@@ -380,13 +443,48 @@ class Recorder:
             info.fan_in, info.fan_out = weight.shape[1] * receptive, weight.shape[0] * receptive
         self.layers[name] = info
 
-    def _check_finite(self, stats: TensorStats, name: str, module, what: str) -> None:
-        if stats.nonfinite and self.nonfinite is None:
-            self.nonfinite = NonFinite(self.current_step, name, what, type(module).__name__)
+    def _store(self, record: LayerRecord, attribute: str, name: str, module, what: str):
+        """What the batch calls with the statistics of ``record.<attribute>`` once it has them."""
+        order = self._batch.next_order  # the order of the array about to be added
+
+        def done(stats: TensorStats) -> None:
+            setattr(record, attribute, stats)
+            if stats.nonfinite:
+                self._note_nonfinite(order, name, what, type(module).__name__)
+
+        return done
+
+    def _note_nonfinite(self, order: float, where: str, what: str, module_type: str) -> None:
+        """A NaN or infinity met; the first in the order of the step's events wins (see ``_flush``)."""
+        if self.nonfinite is None:
+            self._nonfinite_seen.append((order, NonFinite(self.current_step, where, what, module_type)))
+
+    def _flush(self) -> None:
+        """Summarise the step's batched arrays; name the first NaN or infinity in the order they came."""
+        self._batch.flush()
+        if self._nonfinite_seen:
+            if self.nonfinite is None:
+                self.nonfinite = min(self._nonfinite_seen, key=lambda seen: seen[0])[1]
+            self._nonfinite_seen = []
 
     def _keep(self, layer: str, key: str, array: np.ndarray) -> None:
         if self.current_step in self.keep_steps and (self.keep_layers is None or layer in self.keep_layers):
             self.tensors.setdefault((self.current_step, layer), {})[key] = np.array(array, copy=True)
+
+    def _gather(self, purpose: str, arrays: list[np.ndarray]) -> np.ndarray:
+        """The arrays flattened end to end into this recorder's array for ``purpose``, kept between steps.
+
+        Three such arrays (the parameters before and after the update, the gradients) each the size of
+        the model: allocated once rather than at every recorded step, which would fault in fresh pages.
+        """
+        size = sum(a.size for a in arrays)
+        dtype = np.result_type(*arrays) if arrays else np.dtype(np.float32)
+        buffer = self._buffers.get(purpose)
+        if buffer is None or buffer.size != size or buffer.dtype != dtype:
+            buffer = self._buffers[purpose] = np.empty(size, dtype)
+        if arrays:
+            np.concatenate([a.reshape(-1) for a in arrays], out=buffer)
+        return buffer
 
     # ---- reading the record
     @property

@@ -155,3 +155,20 @@ def test_bad_arguments_are_explained():
         Recorder(lambda x: x)
     with pytest.raises(ValueError, match="every must be a positive"):
         Recorder(tiny(), every=0)
+
+
+def test_unrecorded_steps_take_the_plain_call_path_and_a_step_without_update_keeps_its_values():
+    model = tiny()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    hooked = []
+    with Recorder(model, every=2, optimizer=opt) as rec:
+        for _ in range(4):
+            hooked.append(bool(model[0]._forward_hooks))
+            step(model, opt, rec)
+        model(gn.tensor(X)).sum().backward()  # step 4 is recorded, and ends (on exit) without optimizer.step()
+    assert hooked == [True, False, True, False]
+    assert rec.recorded_steps == [0, 2, 4]
+    last = rec.records[4]["0"]
+    assert last.z is not None and last.grad_z is not None
+    assert last.params["weight"].value.norm == pytest.approx(np.linalg.norm(model[0].weight.data), rel=1e-6)
+    assert last.params["weight"].update_norm is None
