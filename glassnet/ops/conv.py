@@ -7,17 +7,53 @@ images), the forward GEMM is ``weight.reshape(O, K) @ cols`` with no transposed 
 group's rows are one contiguous slice (groups cost one GEMM each). The GEMM yields (O, N, Ho, Wo);
 one transposing copy, fused with the bias addition, gives NCHW.
 
-Backward, for stride 1 the input gradient is computed on a "row-wide" grid: the output gradient's
-rows are padded with zeros to the padded input width Wp, so that within an image each kernel offset's
-contribution is a shift of a flat (Ho * Wp) block, and col2im becomes kh * kw additions over runs of
-Ho * Wp elements instead of runs of Wo (3-4x faster).
+The batch goes through in chunks of a few images (about 2 MiB of columns each): a chunk's columns
+are still in the cache when its GEMM reads them, no temporary grows with the batch, and the backward
+sums the chunks' weight-gradient GEMMs (short inner dimensions run faster than one huge one). The
+columns are kept for the weight gradient when they are small (at most 16 MiB), else rebuilt chunk by
+chunk in backward from the input, which the graph holds anyway (peak memory before speed there).
+
+Stride 1 with little padding uses a "row-wide" grid: rows are computed over the whole padded width
+Wp instead of Wo, so that within an image each kernel offset's block is a shift of one flat
+(Ho * Wp) run, and im2col (for wide column matrices) and col2im (always) become kh * kw copies or
+additions of long contiguous runs instead of runs of Wo (3-4x faster); the extra Wp - Wo columns
+are dropped in forward and get a zero gradient in backward.
 """
 
 from __future__ import annotations
 
+import ctypes
+import sys
+
 import numpy as np
 
+from glassnet.autograd import grad_mode
 from glassnet.autograd.function import Function, GlassnetError
+
+
+def _keep_freed_memory_for_reuse() -> None:
+    """Make glibc's malloc serve arrays up to 32 MiB from its heap and keep up to 256 MiB of it when freed.
+
+    By default malloc hands arrays above a threshold (128 KiB, raised only by the size of the
+    largest array freed so far, at most 32 MiB) straight from the OS, and gives the heap's top back
+    to the OS when more than twice that is free. A training step allocates and frees the same
+    multi-MiB activations every step, so they would page-fault afresh each time (measured: up to
+    8,900 faults, ~35 MiB, per BN-CNN step; 1,100 per LeNet inference step once no temporary
+    of 10 MiB keeps the threshold up). Peak memory is unchanged: freed memory is reused, not added.
+    Process-wide, so it belongs to the backend; it is here until the backend does it.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    mallopt(M_MMAP_THRESHOLD, 32 << 20)
+    mallopt(M_TRIM_THRESHOLD, 256 << 20)
+
+
+_keep_freed_memory_for_reuse()
 
 
 def _pair(value, name: str, op: str) -> tuple[int, int]:
@@ -120,50 +156,105 @@ class Conv2d(Function):
                 f"{(dh * (kh - 1) + 1, dw * (kw - 1) + 1)}: output size would be ({Ho}, {Wo})"
             )
 
-        cols = _im2col(x, kh, kw, sh, sw, dh, dw, pads, Ho, Wo)  # (C * kh * kw, N * Ho * Wo)
-        K = Cg * kh * kw
+        # The batch is processed in chunks of a few images: each chunk's columns stay in the cache
+        # between im2col and the GEMM, and no temporary reaches the size where malloc hands out fresh
+        # (page-faulting) memory from the OS on every call.
+        Wp = W + pads[2] + pads[3]
+        wide = sh == sw == 1 and Wp <= _WIDE_COLS_MAX_RATIO * Wo and C // groups * kh * kw >= _WIDE_COLS_MIN_ROWS
+        Wg = Wp if wide else Wo  # width of the GEMMs' pixel grid
+        nb = _batch_chunk(max(C * kh * kw, O), Ho * Wg, x.itemsize, N)
+        # No graph is recorded under no_grad: then the columns are never needed again.
+        keep = grad_mode.enabled and C * kh * kw * N * Ho * Wg * x.itemsize <= _KEEP_COLS_MAX_BYTES
         w2 = weight.reshape(O, C // groups * kh * kw)
-        if groups == 1:
-            res = w2 @ cols  # (O, N * Ho * Wo)
-        else:
-            res = np.empty((O, N * Ho * Wo), dtype=x.dtype)
-            Og = O // groups
-            for g in range(groups):
-                np.matmul(w2[g * Og : (g + 1) * Og], cols[g * K : (g + 1) * K], out=res[g * Og : (g + 1) * Og])
-        out = np.empty((N, O, Ho * Wo), dtype=x.dtype)
-        res = res.reshape(O, N, Ho * Wo).transpose(1, 0, 2)
-        if bias is not None:
-            np.add(res, bias[:, None], out=out)
-        else:
-            out[...] = res
-        self.cols, self.weight = cols, weight
-        self.geometry = (x.shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, bias is not None)
-        out = out.reshape(N, O, Ho, Wo)
+        out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
+        # Kept columns go to one array (chunk i is a block of its columns): thousands of chunk-sized
+        # arrays freed after backward would make malloc trim and page-fault them again every step.
+        kept = np.empty((C * kh * kw, N * Ho * Wg), dtype=x.dtype) if keep else None
+        for n0 in range(0, N, nb):
+            xc = x[n0 : n0 + nb]
+            b = xc.shape[0]
+            dst = None if kept is None else kept[:, n0 * Ho * Wg : (n0 + b) * Ho * Wg]
+            if wide:
+                cols = _im2col_wide(xc, kh, kw, dh, dw, pads, Ho, out=dst)  # (C * kh * kw, nb * Ho * Wp)
+            else:
+                cols = _im2col(xc, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, out=dst)  # (C * kh * kw, nb * Ho * Wo)
+            res = _forward_gemm(w2, cols, groups).reshape(O, -1, Ho, Wg)[..., :Wo].transpose(1, 0, 2, 3)
+            if bias is not None:
+                np.add(res, bias[:, None, None], out=out[n0 : n0 + nb])
+            else:
+                out[n0 : n0 + nb] = res
+        self.cols, self.weight, self.chunk = kept, weight, nb
+        self.geometry = (x.shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, bias is not None, wide)
         return out[0] if self.unbatched else out
 
     def backward(self, grad_out):
-        x_shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, has_bias = self.geometry
-        cols, weight = self.cols, self.weight
+        x_shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, has_bias, wide = self.geometry
+        weight, nb = self.weight, self.chunk
         N, C, H, W = x_shape
         O = weight.shape[0]
+        Wg = W + pads[2] + pads[3] if wide else Wo
         if self.unbatched:
             grad_out = grad_out[None]
-        # (N, O, Ho, Wo) -> (O, N * Ho * Wo): the GEMMs' layout.
-        g = np.empty((O, N, Ho * Wo), dtype=grad_out.dtype)
-        g[...] = grad_out.reshape(N, O, Ho * Wo).transpose(1, 0, 2)
-        g = g.reshape(O, N * Ho * Wo)
-        grad_bias = g.sum(axis=1) if has_bias else None
         parents = self.parents
-        grad_weight = grad_x = None
-        if parents[1].requires_grad:
-            grad_weight = _weight_grad(g, cols, groups).reshape(weight.shape)
-        if parents[0].requires_grad:
-            grad_x = _input_grad(g, weight, x_shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups)
-            if self.unbatched:
-                grad_x = grad_x[0]
+        need_weight, need_x = parents[1].requires_grad, parents[0].requires_grad
+        x = None if self.cols is not None or not need_weight else parents[0].data.reshape(x_shape)
+        grad_bias = np.zeros(O, dtype=grad_out.dtype) if has_bias else None
+        grad_weight = np.zeros((O, C // groups * kh * kw), dtype=grad_out.dtype) if need_weight else None
+        grad_x = np.empty(x_shape, dtype=grad_out.dtype) if need_x else None
+        for n0 in range(0, N, nb):
+            # (nb, O, Ho, Wo) -> (O, nb * Ho * Wg): the GEMMs' layout, zeros in the wide grid's extra columns.
+            go = grad_out[n0 : n0 + nb]
+            b = go.shape[0]
+            g = (np.zeros if wide else np.empty)((O, b, Ho, Wg), dtype=grad_out.dtype)
+            g[..., :Wo] = go.transpose(1, 0, 2, 3)
+            g = g.reshape(O, b * Ho * Wg)
+            if has_bias:
+                grad_bias += g.sum(axis=1)
+            if need_weight:
+                if self.cols is not None:
+                    cols = self.cols[:, n0 * Ho * Wg : (n0 + b) * Ho * Wg]
+                elif wide:  # rebuilt chunk by chunk rather than kept (see _KEEP_COLS_MAX_BYTES)
+                    cols = _im2col_wide(x[n0 : n0 + nb], kh, kw, dh, dw, pads, Ho)
+                else:
+                    cols = _im2col(x[n0 : n0 + nb], kh, kw, sh, sw, dh, dw, pads, Ho, Wo)
+                _weight_grad(g, cols, groups, out=grad_weight)
+            if need_x:
+                shape, dst = (b, C, H, W), grad_x[n0 : n0 + nb]
+                if wide:
+                    _input_grad_wide(g, weight, shape, kh, kw, dh, dw, pads, Ho, groups, dst)
+                else:
+                    _input_grad(g, weight, shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, out=dst)
+        if grad_weight is not None:
+            grad_weight = grad_weight.reshape(weight.shape)
+        if grad_x is not None and self.unbatched:
+            grad_x = grad_x[0]
         if has_bias:
             return grad_x, grad_weight, grad_bias
         return grad_x, grad_weight
+
+
+_CHUNK_BYTES = 2 << 20
+_WIDE_MAX_RATIO = 1.5
+_WIDE_COLS_MAX_RATIO = 1.2
+_WIDE_COLS_MIN_ROWS = 64
+_KEEP_COLS_MAX_BYTES = 16 << 20
+
+
+def _batch_chunk(rows: int, pixels: int, itemsize: int, N: int) -> int:
+    """Images per chunk: about _CHUNK_BYTES of columns or GEMM output (rows x pixels per image), at least one."""
+    return max(1, min(N, _CHUNK_BYTES // (rows * pixels * itemsize)))
+
+
+def _forward_gemm(w2, cols, groups):
+    """res (O, P) = w2 (O, K) @ cols (groups * K, P), one GEMM per group."""
+    if groups == 1:
+        return w2 @ cols
+    O, K = w2.shape
+    Og = O // groups
+    res = np.empty((O, cols.shape[1]), dtype=cols.dtype)
+    for g in range(groups):
+        np.matmul(w2[g * Og : (g + 1) * Og], cols[g * K : (g + 1) * K], out=res[g * Og : (g + 1) * Og])
+    return res
 
 
 def _padded(x, pads):
@@ -181,17 +272,19 @@ def _padded(x, pads):
     return xp
 
 
-def _im2col(x, kh, kw, sh, sw, dh, dw, pads, Ho, Wo):
-    """cols[(c, i, j), (n, ho, wo)] = x_pad[n, c, ho * sh + i * dh, wo * sw + j * dw]."""
+def _im2col(x, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, out=None):
+    """cols[(c, i, j), (n, ho, wo)] = x_pad[n, c, ho * sh + i * dh, wo * sw + j * dw], in ``out`` when given."""
     N, C = x.shape[:2]
     xt = _padded(x, pads).transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) view
-    cols = np.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
+    if out is None:
+        out = np.empty((C * kh * kw, N * Ho * Wo), dtype=x.dtype)
+    cols = out.reshape(C, kh, kw, N, Ho, Wo)
     for i in range(kh):
         r = i * dh
         for j in range(kw):
             s = j * dw
             cols[:, i, j] = xt[:, :, r : r + sh * (Ho - 1) + 1 : sh, s : s + sw * (Wo - 1) + 1 : sw]
-    return cols.reshape(C * kh * kw, N * Ho * Wo)
+    return out
 
 
 def _weight_chunk(K: int, O: int) -> int:
@@ -206,77 +299,122 @@ def _weight_chunk(K: int, O: int) -> int:
     return 1 << int(np.log2(131072 / (K + O)))
 
 
-def _weight_grad(g, cols, groups):
-    """dweight (O, C/groups * kh * kw) = g (O, P) @ cols^T (P, K), per group, chunked along P."""
+def _weight_grad(g, cols, groups, out=None):
+    """dweight (O, C/groups * kh * kw) = g (O, P) @ cols^T (P, K), per group, chunked along P.
+
+    With ``out``, the product is added to it (the backward sums the batch chunks' contributions).
+    """
     O, P = g.shape
     K = cols.shape[0] // groups
     Og = O // groups
     chunk = _weight_chunk(K, Og)
-    grad_weight = np.empty((O, K), dtype=g.dtype)
+    grad_weight = np.zeros((O, K), dtype=g.dtype) if out is None else out
     for grp in range(groups):
         gg = g[grp * Og : (grp + 1) * Og]
         cg = cols[grp * K : (grp + 1) * K]
-        if not chunk or P <= 2 * chunk:
-            np.matmul(gg, cg.T, out=grad_weight[grp * Og : (grp + 1) * Og])
-            continue
-        acc = gg[:, :chunk] @ cg[:, :chunk].T
-        for s in range(chunk, P, chunk):
-            acc += gg[:, s : s + chunk] @ cg[:, s : s + chunk].T
-        grad_weight[grp * Og : (grp + 1) * Og] = acc
+        dst = grad_weight[grp * Og : (grp + 1) * Og]
+        step = P if not chunk or P <= 2 * chunk else chunk
+        for s in range(0, P, step):
+            dst += gg[:, s : s + step] @ cg[:, s : s + step].T
     return grad_weight
 
 
-_WIDE_MAX_RATIO = 1.5
+def _padded_flat(x, pads, extra):
+    """x (N, C, H, W) as a zero-bordered (C, N, Hp * Wp + extra) array: each image's padded plane flat."""
+    top, bottom, left, right = pads
+    N, C, H, W = x.shape
+    Hp, Wp = H + top + bottom, W + left + right
+    xp = np.zeros((C, N, Hp * Wp + extra), dtype=x.dtype)
+    xp[:, :, : Hp * Wp].reshape(C, N, Hp, Wp)[:, :, top : top + H, left : left + W] = x.transpose(1, 0, 2, 3)
+    return xp
 
 
-def _input_grad(g, weight, x_shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, wide=None):
+def _im2col_wide(x, kh, kw, dh, dw, pads, Ho, out=None):
+    """Stride-1 columns on the row-wide grid: cols[(c, i, j), (n, ho, w)] = x_pad[n, c, ho + i * dh, w + j * dw].
+
+    w runs over the whole padded width Wp, not only the Wo output columns: within an image, offset
+    (i, j)'s block is then the flat padded plane shifted by i * dh * Wp + j * dw, one contiguous
+    run of Ho * Wp values per channel and image (runs of Wo values make the narrow im2col several
+    times slower). The columns w >= Wo hold values that belong to no output; the forward drops
+    their products and the backward gives them a zero gradient. Written into ``out`` when given.
+    """
+    N, C, H, W = x.shape
+    top, bottom, left, right = pads
+    Wp = W + left + right
+    L = Ho * Wp
+    xp = _padded_flat(x, pads, dw * (kw - 1))
+    if out is None:
+        out = np.empty((C * kh * kw, N * L), dtype=x.dtype)
+    cols = out.reshape(C, kh, kw, N, L)
+    for i in range(kh):
+        for j in range(kw):
+            shift = i * dh * Wp + j * dw
+            cols[:, i, j] = xp[:, :, shift : shift + L]
+    return out
+
+
+def _input_grad(g, weight, x_shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, wide=None, out=None):
     """dx = col2im(weight^T @ g): each kernel offset's (C, N, Ho, Wo) block added back where it was read.
 
-    ``wide`` picks the row-wide path (stride 1 only); by default it is used when the padded width
-    is at most ``_WIDE_MAX_RATIO`` times the output width, since its GEMM also runs over the padding
-    columns.
+    ``g`` is the output gradient as (O, N * Ho * Wo). ``wide`` picks the row-wide path (stride 1
+    only); by default it is used when the padded width is at most ``_WIDE_MAX_RATIO`` times the
+    output width, since its GEMM also runs over the padding columns. The result goes to ``out`` (an
+    (N, C, H, W) array or view) when given.
     """
     N, C, H, W = x_shape
     O = weight.shape[0]
     top, bottom, left, right = pads
     Hp, Wp = H + top + bottom, W + left + right
     Og, K, Cg = O // groups, C // groups * kh * kw, C // groups
-    w2 = weight.reshape(O, K)
     dtype = g.dtype
+    grad_x = np.empty(x_shape, dtype=dtype) if out is None else out
     if wide is None:
         wide = sh == 1 and sw == 1 and Wp <= _WIDE_MAX_RATIO * Wo
     if wide:
-        # Row-wide grid: g placed at columns [0, Wo) of zero rows of length Wp, so that within an
-        # image the contribution of offset (i, j) is the flat (Ho * Wp) block shifted by
-        # i * dh * Wp + j * dw: one long contiguous addition per channel and image. Each image's
-        # row of the gradient buffer has dw * (kw - 1) spare elements for the last shifts.
-        L = Ho * Wp
-        gw = np.zeros((O, N, Ho, Wp), dtype=dtype)
+        gw = np.zeros((O, N, Ho, Wp), dtype=dtype)  # g at columns [0, Wo) of the row-wide grid
         gw[:, :, :, :Wo] = g.reshape(O, N, Ho, Wo)
-        gw = gw.reshape(O, N * L)
-        gxp = np.zeros((C, N, Hp * Wp + dw * (kw - 1)), dtype=dtype)
-        for grp in range(groups):
-            gcols = w2[grp * Og : (grp + 1) * Og].T @ gw[grp * Og : (grp + 1) * Og]  # (K, N * L)
-            gcols = gcols.reshape(Cg, kh * kw, N, L)
-            dst = gxp[grp * Cg : (grp + 1) * Cg]
-            for i in range(kh):
-                for j in range(kw):
-                    shift = i * dh * Wp + j * dw
-                    view = dst[:, :, shift : shift + L]
-                    view += gcols[:, i * kw + j]
-        gxp = gxp[:, :, : Hp * Wp].reshape(C, N, Hp, Wp)
-    else:
-        gxp = np.zeros((C, N, Hp, Wp), dtype=dtype)
-        for grp in range(groups):
-            gcols = w2[grp * Og : (grp + 1) * Og].T @ g[grp * Og : (grp + 1) * Og]  # (K, P)
-            gcols = gcols.reshape(C // groups, kh, kw, N, Ho, Wo)
-            dst = gxp[grp * (C // groups) : (grp + 1) * (C // groups)]
-            for i in range(kh):
-                r = i * dh
-                for j in range(kw):
-                    s = j * dw
-                    view = dst[:, :, r : r + sh * (Ho - 1) + 1 : sh, s : s + sw * (Wo - 1) + 1 : sw]
-                    view += gcols[:, i, j]
-    grad_x = np.empty(x_shape, dtype=dtype)
+        return _input_grad_wide(gw.reshape(O, -1), weight, x_shape, kh, kw, dh, dw, pads, Ho, groups, grad_x)
+    w2 = weight.reshape(O, K)
+    gxp = np.zeros((C, N, Hp, Wp), dtype=dtype)
+    for grp in range(groups):
+        gcols = w2[grp * Og : (grp + 1) * Og].T @ g[grp * Og : (grp + 1) * Og]  # (K, P)
+        cols = gcols.reshape(Cg, kh, kw, N, Ho, Wo)
+        dst = gxp[grp * Cg : (grp + 1) * Cg]
+        for i in range(kh):
+            r = i * dh
+            for j in range(kw):
+                s = j * dw
+                view = dst[:, :, r : r + sh * (Ho - 1) + 1 : sh, s : s + sw * (Wo - 1) + 1 : sw]
+                view += cols[:, i, j]
     grad_x[...] = gxp[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3)
     return grad_x
+
+
+def _input_grad_wide(gw, weight, x_shape, kh, kw, dh, dw, pads, Ho, groups, out):
+    """Stride-1 col2im on the row-wide grid; ``gw`` is the output gradient (O, N * Ho * Wp), zero at w >= Wo.
+
+    Within an image the contribution of offset (i, j) is the flat (Ho * Wp) block shifted by
+    i * dh * Wp + j * dw: one long contiguous addition per channel and image (3-4x faster than runs
+    of Wo). Each image's plane of the gradient buffer has dw * (kw - 1) spare elements for the last
+    shifts. Writes dx into ``out``.
+    """
+    N, C, H, W = x_shape
+    O = weight.shape[0]
+    top, bottom, left, right = pads
+    Hp, Wp = H + top + bottom, W + left + right
+    Og, K, Cg = O // groups, C // groups * kh * kw, C // groups
+    L = Ho * Wp
+    w2 = weight.reshape(O, K)
+    gxp = np.zeros((C, N, Hp * Wp + dw * (kw - 1)), dtype=gw.dtype)
+    for grp in range(groups):
+        gcols = w2[grp * Og : (grp + 1) * Og].T @ gw[grp * Og : (grp + 1) * Og]  # (K, N * L)
+        cols = gcols.reshape(Cg, kh * kw, N, L)
+        dst = gxp[grp * Cg : (grp + 1) * Cg]
+        for i in range(kh):
+            for j in range(kw):
+                shift = i * dh * Wp + j * dw
+                view = dst[:, :, shift : shift + L]
+                view += cols[:, i * kw + j]
+    planes = gxp[:, :, : Hp * Wp].reshape(C, N, Hp, Wp)
+    out[...] = planes[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3)
+    return out

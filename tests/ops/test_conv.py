@@ -103,6 +103,60 @@ def test_large_batch_chunked_weight_gradient_matches_torch(torch):
     np.testing.assert_allclose(gw.grad.data, tw.grad.numpy(), rtol=1e-4, atol=1e-3)
 
 
+CHUNKED = [
+    # (name, x shape, weight shape, options): wide columns (stride 1, K = 8 * 3 * 3 >= 64, Wp / Wo = 14 / 12),
+    # narrow ones (stride 2), groups, dilation, no bias.
+    ("wide_cols", (7, 8, 11, 12), (5, 8, 3, 3), dict(padding=(1, 1))),
+    ("narrow_stride2", (7, 3, 9, 8), (4, 3, 3, 3), dict(stride=(2, 2), padding=(1, 0))),
+    ("groups_wide", (5, 16, 10, 12), (6, 8, 3, 3), dict(padding=(1, 1), groups=2)),
+    ("dilation_no_bias", (6, 8, 12, 13), (3, 8, 3, 3), dict(padding=(2, 1), dilation=(2, 1), bias=False)),
+]
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["cols_kept", "cols_rebuilt"])
+@pytest.mark.parametrize("name, x_shape, w_shape, options", CHUNKED, ids=[c[0] for c in CHUNKED])
+def test_batch_chunks_match_torch(name, x_shape, w_shape, options, keep, monkeypatch, torch):
+    """Chunks of 3 images (some batches end with a ragged one), columns kept or rebuilt: PyTorch's results."""
+    monkeypatch.setattr(conv_module, "_batch_chunk", lambda rows, pixels, itemsize, N: 3)
+    monkeypatch.setattr(conv_module, "_KEEP_COLS_MAX_BYTES", 1 << 30 if keep else 0)
+    options = dict(options)
+    has_bias = options.pop("bias", True)
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape)] + (
+        [rng.standard_normal(w_shape[0])] * has_bias
+    )
+    leaves = [gn.tensor(a, requires_grad=True) for a in arrays]
+    out = Conv2d.apply(*leaves, **options)
+    assert out._ctx.chunk == 3
+    assert (out._ctx.cols is not None) == keep
+    grad_out = rng.standard_normal(out.shape)
+    out.backward(gn.tensor(grad_out))
+    t_leaves = [torch.tensor(a, requires_grad=True) for a in arrays]
+    t_out = torch.nn.functional.conv2d(*t_leaves, **options)
+    t_out.backward(torch.tensor(grad_out))
+    np.testing.assert_allclose(out.data, t_out.detach().numpy(), atol=1e-10, rtol=1e-10)
+    for leaf, t_leaf in zip(leaves, t_leaves):
+        np.testing.assert_allclose(leaf.grad.data, t_leaf.grad.numpy(), atol=1e-10, rtol=1e-10)
+
+
+def test_batch_chunk_size():
+    assert conv_module._batch_chunk(288, 224, 4, 128) == (2 << 20) // (288 * 224 * 4)  # about 2 MiB per chunk
+    assert conv_module._batch_chunk(9, 4, 4, 16) == 16  # never more than the batch
+    assert conv_module._batch_chunk(4096, 4096, 8, 16) == 1  # at least one image
+
+
+def test_no_grad_keeps_no_columns():
+    """Under no_grad no graph is recorded, so the forward must not hold on to its im2col columns."""
+    x, w = np.ones((2, 3, 6, 6), np.float32), np.ones((4, 3, 3, 3), np.float32)
+    fn = Conv2d()
+    with gn.no_grad():
+        fn.forward(x, w, padding=(1, 1))
+    assert fn.cols is None
+    fn = Conv2d()
+    fn.forward(x, w, padding=(1, 1))
+    assert fn.cols is not None
+
+
 def test_float32_end_to_end():
     x = gn.randn(2, 3, 6, 6, requires_grad=True)
     w, b = gn.randn(4, 3, 3, 3, requires_grad=True), gn.randn(4, requires_grad=True)
