@@ -6,6 +6,7 @@ import html
 from dataclasses import dataclass
 
 from glassnet import nn
+from glassnet.inspect import fmt
 from glassnet.inspect.diagnose import _as_tensor
 from glassnet.inspect.recorder import Recorder
 from glassnet.inspect.stats import summarize
@@ -19,6 +20,15 @@ ACTIVATION_FORMULA = {
     "gelu": "a = z * Phi(z)",
     "silu": "a = z * sigmoid(z)",
 }
+ACTIVATION_NAME = {
+    "relu": "ReLU",
+    "leaky_relu": "LeakyReLU",
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "gelu": "GELU",
+    "silu": "SiLU",
+}
+PARAM_SYMBOL = {"weight": "W", "bias": "b"}
 LAYER_FORMULA = {
     "Linear": "z = x W^T + b",
     "Conv2d": "z = W * x + b (convolution)",
@@ -66,7 +76,7 @@ class ExplainedStep:
     def text(self) -> str:
         widths = {c: max(len(c), *(len(str(r[c])) for r in self.rows)) for c in COLUMNS}
         line = "  ".join(c.ljust(widths[c]) for c in COLUMNS)
-        out = [line, "  ".join("-" * widths[c] for c in COLUMNS)]
+        out = [line.rstrip(), "  ".join("-" * widths[c] for c in COLUMNS)]
         phase = None
         for r in self.rows:
             if phase is not None and r["phase"] != phase:
@@ -91,8 +101,8 @@ class ExplainedStep:
 
 
 def _figures(stats, extra: str = "") -> str:
-    text = f"mean={stats.mean:.3g} std={stats.std:.3g} min={stats.min:.3g} max={stats.max:.3g}"
-    return text + extra
+    n = fmt.number
+    return f"mean={n(stats.mean)} std={n(stats.std)} min={n(stats.min)} max={n(stats.max)}" + extra
 
 
 def explain_step(model: nn.Module, x, y, loss_fn, optimizer=None) -> ExplainedStep:
@@ -159,63 +169,76 @@ def explain_step(model: nn.Module, x, y, loss_fn, optimizer=None) -> ExplainedSt
         if record.a is not None:
             extra = ""
             if record.a.frac_dead_units is not None:
-                extra = f" zero={record.a.frac_zero:.0%} dead units={record.a.frac_dead_units:.0%}"
+                extra = (
+                    f"; zeros: {fmt.percent(record.a.frac_zero)} of values, dead units (0 for every sample): "
+                    f"{fmt.percent(record.a.frac_dead_units)}"
+                )
             elif record.a.frac_saturated is not None:
-                extra = f" saturated={record.a.frac_saturated:.0%}"
+                extra = f"; saturated (flat tails): {fmt.percent(record.a.frac_saturated)}"
+            kind = ACTIVATION_NAME.get(info.activation_kind, info.activation_kind)
             rows.append(
                 _row(
                     "forward",
-                    info.activation,
-                    f"activation a ({info.activation_kind})",
+                    f"{fmt.short(info.activation)} ({kind})",
+                    f"activation a ({kind})",
                     record.a.shape,
                     ACTIVATION_FORMULA.get(info.activation_kind, "a = g(z)"),
                     _figures(record.a, extra),
                 )
             )
     loss_name = type(loss_fn).__name__ if isinstance(loss_fn, nn.Module) else getattr(loss_fn, "__name__", "loss_fn")
-    rows.append(_row("loss", "(model)", f"loss L ({loss_name})", (), "L = loss(output, y)", f"L={loss.item():.5g}"))
+    loss_text = f"L={fmt.number(loss.item(), 5)}"
+    rows.append(_row("loss", "(model output)", f"loss L ({loss_name})", (), "L = loss(output, y)", loss_text))
+    n = fmt.number
     for info in reversed(layers):
         record = records[info.name]
         if record.grad_z is not None:
+            if record.a is not None:
+                formula = "dL/dz = dL/da * g'(z)"
+            elif info is layers[-1]:
+                formula = "dL/dz from the loss"
+            else:
+                formula = "dL/dz = dL/d(next layer's input)"
             rows.append(
                 _row(
                     "backward",
                     info.label,
                     "error signal dL/dz",
                     record.grad_z.shape,
-                    "dL/dz = dL/da * g'(z)" if record.a is not None else "dL/dz",
-                    f"norm={record.grad_z.norm:.3g} mean|g|={record.grad_z.mean_abs:.3g}",
+                    formula,
+                    f"norm={n(record.grad_z.norm)} rms={n(record.grad_z.rms)} mean|g|={n(record.grad_z.mean_abs)}",
                 )
             )
         for pname, param in record.params.items():
             if param.grad is None:
                 continue
+            symbol = PARAM_SYMBOL.get(pname, pname)
             formula = {"weight": "dL/dW = dL/dz^T x", "bias": "dL/db = sum over batch of dL/dz"}.get(pname, "")
             rows.append(
                 _row(
                     "backward",
-                    f"{info.label}.{pname}" if info.name else pname,
-                    f"gradient dL/d{pname}",
+                    f"{fmt.code(info.name)}.{pname}",
+                    f"gradient dL/d{symbol}",
                     param.grad.shape,
                     formula,
-                    f"norm={param.grad.norm:.3g} mean|g|={param.grad.mean_abs:.3g} "
-                    f"(parameter norm={param.value.norm:.3g})",
+                    f"norm={n(param.grad.norm)} mean|g|={n(param.grad.mean_abs)} ({pname} norm={n(param.value.norm)})",
                 )
             )
     if optimizer is not None:
-        rows.append(_row("update", "(optimizer)", "update rule", (), update_rule(optimizer), ""))
+        rows.append(_row("update", "(optimizer)", "update rule", None, update_rule(optimizer), ""))
         for info in layers:
             for pname, param in records[info.name].params.items():
                 if param.update_norm is None:
                     continue
+                symbol = PARAM_SYMBOL.get(pname, pname)
                 rows.append(
                     _row(
                         "update",
-                        f"{info.label}.{pname}" if info.name else pname,
-                        f"update of parameter {pname}",
+                        f"{fmt.code(info.name)}.{pname}",
+                        f"update of {pname} {symbol}",
                         param.value.shape,
-                        f"delta = {pname} after - {pname} before",
-                        f"||delta||={param.update_norm:.3g} ||delta||/||{pname}||={param.update_ratio:.3g}",
+                        f"delta = {symbol} after - {symbol} before",
+                        f"||delta||={n(param.update_norm)} ||delta||/||{symbol}||={n(param.update_ratio)}",
                     )
                 )
     return ExplainedStep(rows, float(loss.item()))
@@ -226,7 +249,7 @@ def _row(phase: str, layer: str, quantity: str, shape, formula: str, figures: st
         "phase": phase,
         "layer": layer,
         "quantity": quantity,
-        "shape": str(tuple(shape)),
+        "shape": "" if shape is None else str(tuple(shape)),
         "formula": formula,
         "figures": figures,
     }

@@ -23,6 +23,7 @@ import numpy as np
 
 from glassnet import nn
 from glassnet.autograd import GlassnetError, is_grad_enabled
+from glassnet.inspect import fmt
 from glassnet.inspect.batch import StatsBatch
 from glassnet.inspect.stats import TensorStats, piece_norms, summarize
 from glassnet.tensor import Tensor
@@ -57,10 +58,17 @@ class LayerInfo:
     activation_kind: str | None = None
     fan_in: int | None = None
     fan_out: int | None = None
+    description: str = ""  # type and shape, e.g. "Linear 64->32"
+
+    @property
+    def short(self) -> str:
+        """The name as user code reaches the layer when it is an index ("model[2]"), else the name ("fc1")."""
+        return fmt.short(self.name)
 
     @property
     def label(self) -> str:
-        return self.name or "(model)"
+        """The layer as shown to a reader: "model[2] (Linear 64->32)", "fc1 (Linear 784->256)"."""
+        return f"{self.short} ({self.description or self.type})"
 
 
 @dataclass
@@ -436,7 +444,7 @@ class Recorder:
     # ---- helpers
     def _add_layer(self, name: str, module, inputs, output) -> None:
         params = tuple(pname for pname, _ in module.named_parameters(recurse=False))
-        info = LayerInfo(name, type(module).__name__, len(self.layers), params)
+        info = LayerInfo(name, type(module).__name__, len(self.layers), params, description=fmt.describe(module))
         weight = dict(module.named_parameters(recurse=False)).get("weight")
         if weight is not None and weight.ndim >= 2:
             receptive = int(np.prod(weight.shape[2:])) if weight.ndim > 2 else 1

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from glassnet import nn
+from glassnet.inspect import fmt
 from glassnet.inspect.recorder import LayerInfo, Recorder
 
 RULES = (
@@ -82,6 +83,7 @@ class Finding:
         evidence: the numbers the rule judged.
         explanation: what happens, in the concepts' names.
         suggestion: a concrete change to make.
+        label: the layer as shown to a reader, "model[2] (Linear 64->32)" (``layer`` stays the qualified name).
     """
 
     rule: str
@@ -91,10 +93,11 @@ class Finding:
     evidence: dict = field(default_factory=dict)
     explanation: str = ""
     suggestion: str = ""
+    label: str | None = None
 
     def __str__(self) -> str:
-        where = self.layer if self.layer is not None else "model"
-        return f"[{self.severity}] {self.rule} at {where} (step {self.step}): {self.explanation} Fix: {self.suggestion}"
+        where = self.label or (fmt.short(self.layer) if self.layer is not None else "the whole model")
+        return f"[{self.severity}] {self.rule} at {where}, step {self.step}: {self.explanation} Fix: {self.suggestion}"
 
 
 def _median(values) -> float | None:
@@ -103,17 +106,19 @@ def _median(values) -> float | None:
 
 
 def _span(names: list[str]) -> str:
-    """'fc1' or 'fc1..fc4' (in forward order) for a suggestion."""
-    return names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
+    """Layers in forward order as a reader names them: 'model[0]', 'model[0] and model[2]', 'fc1, fc2 and fc3'."""
+    shown = [fmt.short(n) for n in names]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
 
 
-def _attr(name: str) -> str:
-    """How user code reaches a submodule: 'features.0' -> 'model.features[0]'."""
-    return "model" + "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in name.split(".") if part)
+def _for_each(names: list[str], statement: str) -> str:
+    """Code that runs ``statement`` (about ``layer``) on each named layer: one line of Python."""
+    if len(names) == 1:
+        return statement.replace("layer", fmt.code(names[0]))
+    return f"for layer in ({', '.join(fmt.code(n) for n in names)}): {statement}"
 
 
-def _g(value: float) -> str:
-    return f"{value:.3g}"
+_g = fmt.number
 
 
 class _Judge:
@@ -134,7 +139,22 @@ class _Judge:
         return float(groups[0]["lr"]) if groups else None
 
     def add(self, rule, layer, step, severity, evidence, explanation, suggestion) -> None:
-        self.findings.append(Finding(rule, layer, step, severity, evidence, explanation, suggestion))
+        label = self.label(layer) if layer is not None else None
+        self.findings.append(Finding(rule, layer, step, severity, evidence, explanation, suggestion, label))
+
+    def label(self, name: str) -> str:
+        """'model[2] (Linear 64->32)' for a layer; a module that is not a layer by its name alone."""
+        info = self.rec.layers.get(name)
+        return info.label if info is not None else fmt.short(name)
+
+    def norm_layer(self, name: str) -> str:
+        """The BatchNorm that fits after a layer: 'nn.BatchNorm1d(64)', 'nn.BatchNorm2d(6)'."""
+        info = self.rec.layers[name]
+        kind = "BatchNorm2d" if info.type == "Conv2d" else "BatchNorm1d"
+        record = self.rec.records[self.steps[0]].get(name) if self.steps else None
+        shape = record.z.shape if record is not None and record.z is not None else None
+        channels = shape[1] if shape is not None and len(shape) > 1 else None  # (N, features) or (N, C, H, W)
+        return f"nn.{kind}({channels})" if channels else f"nn.{kind}"
 
     def per_step(self, layer: str, getter) -> list[tuple[int, float]]:
         pairs = []
@@ -153,8 +173,13 @@ class _Judge:
         if ratio is not None and np.isfinite(ratio) and ratio > self.t.update_ratio_target:
             factor = 10.0 ** min(math.ceil(math.log10(ratio / self.t.update_ratio_target)), 3)
         if self.lr is not None:
-            return f"divide the learning rate by {factor:g} (from {self.lr:g} to {self.lr / factor:g})"
-        return f"divide the learning rate by {factor:g}"
+            return f"divide the learning rate by {_g(factor)} (from {_g(self.lr)} to {_g(self.lr / factor)})"
+        return f"divide the learning rate by {_g(factor)}"
+
+    def lr_raise(self) -> str:
+        if self.lr is not None:
+            return f"multiply the learning rate by 10 (from {_g(self.lr)} to {_g(self.lr * 10)})"
+        return "multiply the learning rate by 10"
 
     def weight_ratio(self, layer: str) -> float | None:
         """weight std / the std its activation needs, at the first recorded step."""
@@ -191,17 +216,26 @@ class _Judge:
             return
         if bad.what == "output":
             explanation = (
-                f"{bad.where} ({bad.module_type}) is the first module, in forward order, whose output holds NaN or "
+                f"{self.where(bad)} is the first module, in forward order, whose output holds NaN or "
                 f"infinity (step {bad.step}); every later activation and gradient inherits it."
             )
         else:
             explanation = (
-                f"The {bad.what} of {bad.where} ({bad.module_type}) holds NaN or infinity at step {bad.step}, while "
+                f"The {bad.what} of {self.where(bad)} holds NaN or infinity at step {bad.step}, while "
                 "the forward pass was finite: the backward pass overflowed there."
             )
         if bad.step == 0:
-            advice = "check the inputs for NaN/inf and re-initialise the parameters (e.g. kaiming_normal_)"
+            advice = (
+                "check the inputs for NaN/inf (x.isnan().any()) and re-initialise the parameters, e.g. "
+                "nn.init.kaiming_normal_(layer.weight, nonlinearity='relu') on each Linear or Conv2d layer"
+            )
         self.add("nan_or_inf", bad.where, bad.step, "error", {"step": bad.step, "what": bad.what}, explanation, advice)
+
+    def where(self, bad) -> str:
+        """The module where a NaN appeared, as a reader names it."""
+        if bad.where in self.rec.layers:
+            return self.label(bad.where)
+        return f"{fmt.short(bad.where)} ({bad.module_type})"
 
     def gradient_ratios(self) -> dict[str, list[tuple[int, float]]]:
         """Per layer, ``(step, rms(dL/dz) / the last layer's rms(dL/dz))`` over the judged steps."""
@@ -254,32 +288,42 @@ class _Judge:
         init = {n: r for n in affected if (r := self.weight_ratio(n)) is not None}
         poor = [n for n, r in init.items() if not self.t.init_std_low <= r <= self.t.init_std_high]
         if rule == "vanishing_gradient":
+            if ratios[first] == 0:
+                size, effect = "0 (no gradient reaches it at all)", "do not learn"
+            else:
+                size, effect = f"{_g(ratios[first])} times the output layer's", "barely learn"
             explanation = (
-                f"The error signal dL/dz shrinks on its way back: at {first} it is {_g(ratios[first])} of the output "
-                f"layer's (limit {self.t.vanishing_ratio:g}), so the first layers' weights barely learn. It shrinks "
-                f"most at {steepest}."
+                f"The error signal dL/dz shrinks on its way back from the loss: its rms at {self.label(first)} is "
+                f"{size} (limit {_g(self.t.vanishing_ratio)}), so the first layers' weights {effect}. It shrinks "
+                f"most on the way back into {fmt.short(steepest)}."
             )
         else:
             explanation = (
-                f"The error signal dL/dz grows on its way back: at {first} it is {_g(ratios[first])} times the "
-                f"output layer's (limit {self.t.exploding_ratio:g}), so updates there are huge and training is "
-                f"unstable. It grows most at {steepest}."
+                f"The error signal dL/dz grows on its way back from the loss: its rms at {self.label(first)} is "
+                f"{_g(ratios[first])} times the output layer's (limit {_g(self.t.exploding_ratio)}), so updates there "
+                f"are huge and training is unstable. It grows most on the way back into {fmt.short(steepest)}."
             )
         if poor:
             explanation += f" The weights of {_span(poor)} start {self.init_words(poor)}."
             suggestion = self.init_advice(poor)
         elif rule == "vanishing_gradient":
-            kinds = {self.rec.layers[n].activation_kind for n in affected}
-            if kinds & {"sigmoid", "tanh"}:
+            squashing = [n for n in affected if self.rec.layers[n].activation_kind in ("sigmoid", "tanh")]
+            if squashing:
+                kinds = {self.rec.layers[n].activation_kind for n in squashing}
+                old = " and ".join(k.capitalize() for k in sorted(kinds))
+                activations = [fmt.short(self.rec.layers[n].activation) for n in squashing]
                 suggestion = (
-                    f"use ReLU after {_span(affected)} (initialised with kaiming_normal_) instead of "
-                    f"{'Sigmoid' if 'sigmoid' in kinds else 'Tanh'}, or add BatchNorm1d after {steepest}"
+                    f"replace the {old} activations {_span(activations)} with nn.ReLU(), and initialise the layers "
+                    "before them for ReLU: "
+                    + _for_each(squashing, "nn.init.kaiming_normal_(layer.weight, nonlinearity='relu')")
+                    + f"; or add {self.norm_layer(steepest)} after {fmt.short(steepest)}"
                 )
             else:
-                suggestion = f"add BatchNorm1d after {steepest} (BatchNorm2d for a convolution)"
+                suggestion = f"add {self.norm_layer(steepest)} after {fmt.short(steepest)}"
         else:
             suggestion = (
-                "clip the gradient norm at 1.0 (nn.utils.clip_grad_norm_) and add BatchNorm1d after " + steepest
+                "clip the gradient norm at 1.0 (nn.utils.clip_grad_norm_(model.parameters(), 1.0), between "
+                f"backward() and step()) and add {self.norm_layer(steepest)} after {fmt.short(steepest)}"
             )
         self.add(
             rule, first, step, "error" if rule == "exploding_gradient" else "warning", evidence, explanation, suggestion
@@ -297,8 +341,9 @@ class _Judge:
                 worst,
                 self.steps[0] if self.steps else None,
                 "error",
-                {"gradient norm": _g(worst_norm), "limit": self.t.exploding_grad_norm},
-                f"The gradient of {worst}'s weight has norm {_g(worst_norm)}: an update of this size throws the "
+                {"gradient norm": _g(worst_norm), "limit": _g(self.t.exploding_grad_norm)},
+                f"The gradient of the weight of {self.label(worst)} has norm {_g(worst_norm)}: an update of this size "
+                "throws the "
                 "weights far from where the gradient was measured.",
                 "clip the gradient norm at 1.0 (nn.utils.clip_grad_norm_(model.parameters(), 1.0))",
             )
@@ -314,21 +359,24 @@ class _Judge:
             record = self.rec.records[self.steps[0]][info.name]
             z = record.z
             bias = record.params.get("bias")
-            evidence = {"dead units": _g(dead), "z mean": _g(z.mean), "z std": _g(z.std)}
+            evidence = {"dead units": fmt.percent(dead), "z mean": _g(z.mean), "z std": _g(z.std)}
             explanation = (
-                f"{_g(100 * dead)}% of the units of {info.name} output 0 for every sample (their ReLU input z stays "
-                "below 0), so their gradient is 0 and they never recover."
+                f"{fmt.percent(dead)} of the units of {self.label(info.name)} output 0 after their ReLU for every "
+                "sample (their input z stays below 0), so their gradient is 0 and they never recover."
             )
             if bias is not None and z.mean < -z.std and bias.value.mean < 0.5 * z.mean:
                 evidence["bias mean"] = _g(bias.value.mean)
-                explanation += f" The bias of {info.name} (mean {_g(bias.value.mean)}) pushes z below 0."
-                suggestion = f"reset the bias of {info.name} to 0 (nn.init.zeros_({_attr(info.name)}.bias))"
+                explanation += f" The bias of {fmt.short(info.name)} (mean {_g(bias.value.mean)}) pushes z below 0."
+                code = fmt.code(info.name)
+                suggestion = f"reset the bias of {fmt.short(info.name)} to 0: nn.init.zeros_({code}.bias)"
             elif (ratio := self.update_ratio(info.name)) is not None and ratio > self.t.update_ratio_high:
                 suggestion = self.lr_advice(ratio) + " (large updates knock ReLUs dead)"
             else:
+                code = fmt.code(info.name)
                 suggestion = (
-                    f"initialise {info.name} with kaiming_normal_ and add BatchNorm1d after it, "
-                    "or use LeakyReLU(0.01) instead of ReLU"
+                    f"initialise {fmt.short(info.name)} with nn.init.kaiming_normal_({code}.weight, "
+                    f"nonlinearity='relu') and add {self.norm_layer(info.name)} after it, or replace its ReLU "
+                    f"({fmt.short(info.activation)}) with nn.LeakyReLU(0.01)"
                 )
             if dead >= self.t.dead_fraction_error:
                 severity = "error"
@@ -353,20 +401,19 @@ class _Judge:
             z = self.rec.records[self.steps[0]][info.name].z
             name = "Sigmoid" if info.activation_kind == "sigmoid" else "Tanh"
             ratio = self.weight_ratio(info.name)
-            evidence = {"saturated fraction": _g(saturated), "z std": _g(z.std)}
+            evidence = {"saturated outputs": fmt.percent(saturated), "z std": _g(z.std)}
             if ratio is not None:
                 evidence["weight std / recommended"] = _g(ratio)
             explanation = (
-                f"{_g(100 * saturated)}% of the {name} outputs after {info.name} sit in its flat tails (|z| = "
-                f"{_g(z.std)} typically), where its derivative is near 0: the gradient stops there."
+                f"{fmt.percent(saturated)} of the {name} outputs after {self.label(info.name)} sit in its flat tails "
+                f"(z has std {_g(z.std)}), where its derivative is near 0: the gradient stops there."
             )
             if ratio is not None and ratio > self.t.init_std_high:
                 suggestion = self.init_advice([info.name])
             else:
-                norm = "BatchNorm2d" if info.type == "Conv2d" else "BatchNorm1d"
-                features = f"({info.fan_out})" if info.type == "Linear" and info.fan_out else ""
                 suggestion = (
-                    f"add {norm}{features} after {info.name}, before its {name} (or scale the inputs to unit variance)"
+                    f"add {self.norm_layer(info.name)} after {fmt.short(info.name)}, before its {name} "
+                    "(or scale the inputs to unit variance)"
                 )
             step = self.first_step(pairs, lambda v: v >= self.t.saturated_fraction)
             self.add("saturated_activation", info.name, step, "warning", evidence, explanation, suggestion)
@@ -390,7 +437,8 @@ class _Judge:
             0,
             "warning",
             {"weight std / recommended std": {n: _g(r) for n, r in ratios.items()}},
-            f"The weights of {_span(names)} start {self.init_words(names)}: {first.name} has std {_g(std)}, against "
+            f"The weights of {_span(names)} start {self.init_words(names)}: {self.label(first.name)} has std "
+            f"{_g(std)}, against "
             f"{_g(recommended_std(first))} for a {first.activation_kind} layer with fan_in {first.fan_in}, so the "
             "signal " + ("shrinks" if ratios[first.name] < 1 else "grows") + " at every layer, forward and backward.",
             self.init_advice(names),
@@ -429,8 +477,8 @@ class _Judge:
                 step,
                 "warning",
                 evidence,
-                f"An update changed the weights of {worst} by {_g(100 * judged[worst])}% of their size (healthy: "
-                "about 0.1%): the steps overshoot and training is unstable.",
+                f"An update changed the weights of {self.label(worst)} by {fmt.percent(judged[worst])} of their norm "
+                "(||delta W|| / ||W||; healthy: about 0.1%): the steps overshoot and training is unstable.",
                 self.lr_advice(judged[worst]),
             )
         smallest = min(ratios, key=ratios.get)
@@ -443,10 +491,15 @@ class _Judge:
                 step,
                 "info" if has_vanishing else "warning",
                 evidence,
-                f"Each update changes the weights of {smallest} by {_g(ratios[smallest])} of their size (healthy: "
-                "about 1e-3): they barely learn."
+                (
+                    f"The updates do not change the weights of {self.label(smallest)} at all (||delta W|| / ||W|| = 0)"
+                    if ratios[smallest] == 0
+                    else f"Each update changes the weights of {self.label(smallest)} by {_g(ratios[smallest])} of "
+                    "their norm (||delta W|| / ||W||; healthy: about 1e-3)"
+                )
+                + (": they do not learn." if ratios[smallest] == 0 else ": they barely learn.")
                 + (" The vanishing gradient above is the cause." if has_vanishing else ""),
-                "multiply the learning rate by 10",
+                self.lr_raise(),
             )
 
     def loss_not_decreasing(self) -> None:
@@ -466,20 +519,22 @@ class _Judge:
             cause = "the updates are too large (see update_too_large)"
         elif causes:
             suggestion = causes[0].suggestion
-            cause = f"the gradient does not reach the weights (see {causes[0].rule} at {causes[0].layer})"
+            cause = f"the gradient does not reach the weights (see {causes[0].rule} at {fmt.short(causes[0].layer)})"
         elif ratio is not None and ratio < 1e-4:
-            suggestion = "multiply the learning rate by 10"
+            suggestion = self.lr_raise()
             cause = "the updates are too small"
         else:
             suggestion = "divide the learning rate by 10, and check that the targets match the inputs"
             cause = "the updates do not follow the gradient downhill"
+        shown = fmt.pair(first, last)
         self.add(
             "loss_not_decreasing",
             None,
             self.rec.scalars["loss"][0][0],
             "warning",
-            {"first loss": _g(first), "last quarter mean": _g(last), "points": len(losses)},
-            f"The loss went from {_g(first)} to {_g(last)} over {len(losses)} steps: {cause}.",
+            {"first loss": shown[0], "mean of the last quarter": shown[1], "logged losses": len(losses)},
+            f"The loss went from {shown[0]} (first step) to {shown[1]} (mean of the last {quarter} steps) over "
+            f"{len(losses)} steps: {cause}.",
             suggestion,
         )
 
@@ -491,8 +546,12 @@ class _Judge:
     def init_advice(self, names: list[str]) -> str:
         kinds = {self.rec.layers[n].activation_kind for n in names}
         if kinds <= {"sigmoid", "tanh"}:
-            return f"initialise {_span(names)} with xavier_normal_"
-        return f"initialise {_span(names)} with kaiming_normal_ (nonlinearity='relu')"
+            return f"initialise {_span(names)} with Xavier (Glorot): " + _for_each(
+                names, "nn.init.xavier_normal_(layer.weight)"
+            )
+        return f"initialise {_span(names)} with He (Kaiming): " + _for_each(
+            names, "nn.init.kaiming_normal_(layer.weight, nonlinearity='relu')"
+        )
 
     def link_causes(self) -> None:
         """Mark symptoms as such: a finding explained by another one drops to 'info' and says so."""
@@ -506,14 +565,14 @@ class _Judge:
                 cause = unstable[0]
                 f.severity = "info"
                 f.explanation += (
-                    f" It appeared after step {self.steps[0]}, pushed by the {cause.rule} at {cause.layer}."
+                    f" It appeared after step {self.steps[0]}, pushed by the {cause.rule} at {fmt.short(cause.layer)}."
                 )
                 f.suggestion = cause.suggestion
         dead = [f for f in by_rule.get("dead_relu", []) if f.severity != "info"]
         for f in dead[1:]:
             if dead[0].severity == "error":  # a layer fed by a dead layer sees constant inputs
                 f.severity = "info"
-                f.explanation += f" Its inputs come through {dead[0].layer}, which is dead; fix that first."
+                f.explanation += f" Its inputs come through {fmt.short(dead[0].layer)}, which is dead; fix that first."
                 f.suggestion = dead[0].suggestion
         for f in by_rule.get("vanishing_gradient", []):
             blocked = set(f.evidence["rms(dL/dz) / output layer's"]) if f.step is not None else set()
@@ -521,7 +580,7 @@ class _Judge:
             if causes:
                 cause = max(causes, key=lambda c: SEVERITIES.index(c.severity))
                 f.severity = "info"
-                f.explanation += f" The cause is the {cause.rule} at {cause.layer}."
+                f.explanation += f" The cause is the {cause.rule} at {fmt.short(cause.layer)}."
                 f.suggestion = cause.suggestion
         for f in by_rule.get("update_too_small", []):
             vanishing = by_rule.get("vanishing_gradient")

@@ -7,7 +7,7 @@ import numpy as np
 import glassnet as gn
 from glassnet import nn, optim
 from glassnet.autograd.function import Function
-from glassnet.inspect import explain_step, gradcheck
+from glassnet.inspect import explain_step, fmt, gradcheck
 
 
 def test_explain_step_rows_follow_forward_loss_backward_update():
@@ -22,15 +22,16 @@ def test_explain_step_rows_follow_forward_loss_backward_update():
     assert quantities[:4] == [
         "input x",
         "pre-activation z (Linear)",
-        "activation a (relu)",
+        "activation a (ReLU)",
         "pre-activation z (Linear)",
     ]
     backward_layers = [r["layer"] for r in told.rows if r["quantity"] == "error signal dL/dz"]
-    assert backward_layers == ["2", "0"]  # backward goes from the output to the input
-    assert "gradient dL/dweight" in quantities and "update of parameter weight" in quantities
-    update = next(r for r in told.rows if r["layer"] == "0.weight" and r["phase"] == "update")
+    # backward goes from the output to the input; a layer reads as it is reached in code, with type and shape
+    assert backward_layers == ["model[2] (Linear 3->2)", "model[0] (Linear 4->3)"]
+    assert "gradient dL/dW" in quantities and "update of weight W" in quantities
+    update = next(r for r in told.rows if r["layer"] == "model[0].weight" and r["phase"] == "update")
     grad_norm = np.linalg.norm(model[0].weight.data - w_before) / 0.5
-    assert f"||delta||={0.5 * grad_norm:.3g}" in update["figures"]
+    assert f"||delta||={fmt.number(0.5 * grad_norm)}" in update["figures"]
     assert "W <- W - lr*g  (SGD, lr=0.5)" in str(told)
     assert str(told).splitlines()[0].split() == ["phase", "layer", "quantity", "shape", "formula", "figures"]
     assert told.loss > 0

@@ -37,6 +37,8 @@ def test_report_is_self_contained_with_every_section(page):
     assert not re.search(r"<script|<link|<img|@import|https?://(?!www\.w3\.org/2000/svg)", text)
     assert text.count("<svg") >= 8
     assert findings[0].rule == "dead_relu" and "dead_relu" in text
+    assert "out (Linear 32-&gt;10)" in text  # a layer reads as its name, type and shape
+    assert "no layer followed by a Sigmoid or Tanh" in text  # an empty chart says why
 
 
 def test_report_escapes_model_names(page):

@@ -29,7 +29,11 @@ def test_vanishing_sigmoid_points_at_first_layer_then_xavier_cures_it(batches):
     findings = diagnose(model, LOSS, batches, opt, steps=12)
     assert ("vanishing_gradient", "0") in rules_at(findings)
     vanishing = next(f for f in findings if f.rule == "vanishing_gradient")
-    assert vanishing.suggestion == "initialise 0..8 with xavier_normal_"
+    assert vanishing.suggestion == (
+        "initialise model[0], model[2], model[4], model[6] and model[8] with Xavier (Glorot): "
+        "for layer in (model[0], model[2], model[4], model[6], model[8]): nn.init.xavier_normal_(layer.weight)"
+    )
+    assert str(vanishing).startswith("[warning] vanishing_gradient at model[0] (Linear 64->64), step 0:")
     assert ("poor_initialization", "0") in rules_at(findings)
 
     for m in zoo.linears(model):  # the suggestion, applied
@@ -63,7 +67,8 @@ def test_dead_relu_on_the_layer_with_negative_bias_then_zero_bias_cures_it(batch
     findings = diagnose(model, LOSS, batches, opt, steps=8)
     first = findings[0]
     assert (first.rule, first.layer, first.severity) == ("dead_relu", "2", "error")
-    assert first.suggestion == "reset the bias of 2 to 0 (nn.init.zeros_(model[2].bias))"
+    assert first.suggestion == "reset the bias of model[2] to 0: nn.init.zeros_(model[2].bias)"
+    assert first.label == "model[2] (Linear 64->64)" and "units of model[2] (Linear 64->64)" in first.explanation
     # The layers below lose their gradient through it: told as a symptom, not as a second problem.
     assert [f.rule for f in serious(findings)] in (["dead_relu"], ["dead_relu", "loss_not_decreasing"])
 
@@ -79,7 +84,7 @@ def test_saturated_tanh_then_batchnorm_cures_it(batches):
     findings = diagnose(model, LOSS, large, opt, steps=8)
     assert ("saturated_activation", "0") in rules_at(findings)
     saturated = next(f for f in findings if f.rule == "saturated_activation")
-    assert saturated.suggestion.startswith("add BatchNorm1d(64) after 0, before its Tanh")
+    assert saturated.suggestion.startswith("add nn.BatchNorm1d(64) after model[0], before its Tanh")
 
     fixed = nn.Sequential(model[0], nn.BatchNorm1d(64), *list(model)[1:])
     opt = optim.Adam(fixed.parameters(), lr=1e-3)
