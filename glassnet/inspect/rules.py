@@ -506,6 +506,8 @@ class _Judge:
         losses = [v for _, v in self.rec.scalars.get("loss", [])]
         if len(losses) < self.t.loss_min_points or not all(np.isfinite(losses)):
             return
+        if all(self.update_ratio(info.name) is None for info in self.layers):
+            return  # no update was recorded (gradients only): the loss had no chance to go down
         # Against the very first loss: a run that blew up and fell back to chance did not learn.
         quarter = max(len(losses) // 4, 1)
         first, last = losses[0], float(np.mean(losses[-quarter:]))

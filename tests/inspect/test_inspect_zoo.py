@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import glassnet as gn
 from glassnet import nn, optim
 from glassnet.inspect import diagnose
 from tests.inspect import zoo
@@ -140,3 +141,12 @@ def test_diagnose_restores_the_model_and_cycles_short_data(batches):
     assert opt.state_dict()["state"] == {}
     diagnose(model, LOSS, batches[:2], opt, steps=5, restore=False)
     assert any((v.data != before[k]).any() for k, v in model.state_dict().items())
+
+
+def test_gradients_only_run_does_not_judge_the_loss_trend():
+    """Without an optimizer nothing updates the weights: no loss_not_decreasing finding."""
+    gn.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    x, y = gn.randn(64, 64), gn.randint(0, 10, (64,))
+    findings = gn.inspect.diagnose(model, nn.CrossEntropyLoss(), [(x, y)], steps=20)
+    assert "loss_not_decreasing" not in [f.rule for f in findings]
