@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,10 +237,14 @@ def _setup(config: dict[str, Any], normalization: dict[str, float] | None = None
 
 
 def _print_findings(findings) -> None:
+    """Each finding as a heading line, then its explanation and its fix wrapped and indented."""
     if not findings:
         print("inspection: no problem found")
     for finding in findings:
-        print(f"inspection: {finding}")
+        where = finding.label or (finding.layer if finding.layer is not None else "the whole model")
+        print(f"inspection: [{finding.severity}] {finding.rule} at {where}, step {finding.step}")
+        print(textwrap.fill(finding.explanation, 100, initial_indent="    ", subsequent_indent="    "))
+        print(textwrap.fill("Fix: " + finding.suggestion, 100, initial_indent="    ", subsequent_indent="      "))
 
 
 def _inspect(model, optimizer, loader, steps: int, report: str | None) -> None:
