@@ -6,6 +6,10 @@ GPU backend changes one seam, not every op (the idiom of DeZero's ``cuda.py``).
 
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
+
 import numpy as np
 
 xp = np
@@ -70,3 +74,28 @@ def get_rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     """Restore the global generator's state from ``get_rng_state()``."""
     _rng.bit_generator.state = state
+
+
+def _keep_freed_memory_for_reuse() -> None:
+    """Make glibc's malloc serve arrays up to 32 MiB from its heap and keep up to 256 MiB of it when freed.
+
+    By default malloc hands arrays above a threshold (128 KiB, raised only by the size of the
+    largest array freed so far, at most 32 MiB) straight from the OS, and gives the heap's top back
+    to the OS when more than twice that is free. A training step allocates and frees the same
+    multi-MiB activations every step, so they would page-fault afresh each time (measured: up to
+    8,900 faults, ~35 MiB, per BatchNorm-CNN step; LeNet inference 2.4x slower). Peak memory is
+    unchanged: freed memory is reused, not added; a process may keep up to 256 MiB of freed memory.
+    It applies to the whole process: set GLASSNET_MALLOPT=0 before importing glassnet to turn it off.
+    """
+    if not sys.platform.startswith("linux") or os.environ.get("GLASSNET_MALLOPT", "1") == "0":
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)
+    mallopt(m_trim_threshold, 256 << 20)
+
+
+_keep_freed_memory_for_reuse()

@@ -58,7 +58,8 @@ def backward(root, grad, retain_graph: bool = False) -> None:
     prev_mode = grad_mode.enabled
     grad_mode.enabled = False
     try:
-        for t in reversed(order):
+        while order:
+            t = order.pop()  # outputs first; popping lets each activation be freed once it is used
             g = grads.pop(t, None)
             if g is None:
                 continue

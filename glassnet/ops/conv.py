@@ -22,38 +22,10 @@ are dropped in forward and get a zero gradient in backward.
 
 from __future__ import annotations
 
-import ctypes
-import sys
-
 import numpy as np
 
 from glassnet.autograd import grad_mode
 from glassnet.autograd.function import Function, GlassnetError
-
-
-def _keep_freed_memory_for_reuse() -> None:
-    """Make glibc's malloc serve arrays up to 32 MiB from its heap and keep up to 256 MiB of it when freed.
-
-    By default malloc hands arrays above a threshold (128 KiB, raised only by the size of the
-    largest array freed so far, at most 32 MiB) straight from the OS, and gives the heap's top back
-    to the OS when more than twice that is free. A training step allocates and frees the same
-    multi-MiB activations every step, so they would page-fault afresh each time (measured: up to
-    8,900 faults, ~35 MiB, per BN-CNN step; 1,100 per LeNet inference step once no temporary
-    of 10 MiB keeps the threshold up). Peak memory is unchanged: freed memory is reused, not added.
-    Process-wide, so it belongs to the backend; it is here until the backend does it.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc
-        return
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    mallopt(M_MMAP_THRESHOLD, 32 << 20)
-    mallopt(M_TRIM_THRESHOLD, 256 << 20)
-
-
-_keep_freed_memory_for_reuse()
 
 
 def _pair(value, name: str, op: str) -> tuple[int, int]:
