@@ -539,6 +539,8 @@ class Tensor:
         return _ops.Sum.apply(self, dim=dim, keepdim=keepdim)
 
     def mean(self, dim=None, keepdim: bool = False, axis=None) -> Tensor:
+        if self.data.dtype.kind != "f":
+            raise TypeError(f"mean(): expected a floating point tensor, got {self.data.dtype}; use .float() first")
         dim = _dims(dim if axis is None else axis, self.ndim, "mean")
         return _ops.Mean.apply(self, dim=dim, keepdim=keepdim)
 
@@ -579,14 +581,12 @@ class Tensor:
         return MaxResult(values, Tensor(indices if keepdim else np.squeeze(indices, axis=dim)))
 
     def amax(self, dim=None, keepdim: bool = False) -> Tensor:
-        if dim is None:
-            return _ops.MaxAll.apply(self, largest=True)
-        return self._max_dim(dim, keepdim, True).values
+        """The largest values over ``dim`` (an int or a tuple); ties share the gradient evenly."""
+        return _ops.MaxAll.apply(self, largest=True, dim=_dims(dim, self.ndim, "amax"), keepdim=keepdim)
 
     def amin(self, dim=None, keepdim: bool = False) -> Tensor:
-        if dim is None:
-            return _ops.MaxAll.apply(self, largest=False)
-        return self._max_dim(dim, keepdim, False).values
+        """The smallest values over ``dim`` (an int or a tuple); ties share the gradient evenly."""
+        return _ops.MaxAll.apply(self, largest=False, dim=_dims(dim, self.ndim, "amin"), keepdim=keepdim)
 
     # ---- shape
     def reshape(self, *shape) -> Tensor:

@@ -165,3 +165,39 @@ def test_mlp_with_column_major_activations_matches_float64_finite_differences():
             w[index] = old
             numerical[index] = (values[0] - values[1]) / 2e-6
         np.testing.assert_allclose(layer.weight.grad.data, numerical, rtol=1e-5, atol=1e-8)
+
+
+def test_amax_and_amin_split_ties_like_torch(torch):
+    x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]])
+    for dim, keepdim in [(0, False), (1, True), ((0, 1), False), (None, False)]:
+        for name in ("amax", "amin"):
+            a, t = gn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+            out = getattr(a, name)(dim, keepdim=keepdim)
+            expected = getattr(t, name)(() if dim is None else dim, keepdim=keepdim)
+            weights = np.arange(1.0, expected.numel() + 1).reshape(tuple(expected.shape))
+            out.backward(gn.tensor(weights))
+            expected.backward(torch.tensor(weights))
+            np.testing.assert_allclose(out.data, expected.detach().numpy())
+            np.testing.assert_allclose(a.grad.data, t.grad.numpy(), err_msg=f"{name}({dim}, keepdim={keepdim})")
+
+
+def test_mean_of_an_integer_tensor_is_an_error():
+    with pytest.raises(TypeError, match="floating point"):
+        gn.tensor([1, 2]).mean()
+
+
+def test_bce_of_saturated_probabilities_has_finite_gradients_like_torch(torch):
+    logits = np.array([20.0, -20.0, 0.5], dtype=np.float32)
+    target = np.array([1.0, 0.0, 1.0], dtype=np.float32)
+    z, tz = gn.tensor(logits, requires_grad=True), torch.tensor(logits, requires_grad=True)
+    gn.nn.BCELoss()(z.sigmoid(), gn.tensor(target)).backward()
+    torch.nn.BCELoss()(tz.sigmoid(), torch.tensor(target)).backward()
+    np.testing.assert_allclose(z.grad.data, tz.grad.numpy(), rtol=1e-5, atol=1e-12)
+    p, tp = gn.tensor([0.0, 1.0, 0.3], requires_grad=True), torch.tensor([0.0, 1.0, 0.3], requires_grad=True)
+    y = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+    loss = gn.nn.functional.binary_cross_entropy(p, gn.tensor(y), reduction="sum")
+    expected = torch.nn.functional.binary_cross_entropy(tp, torch.tensor(y), reduction="sum")
+    loss.backward()
+    expected.backward()
+    np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-6)
+    np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-6)

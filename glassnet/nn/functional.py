@@ -213,9 +213,15 @@ def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     return _reduce((input - target).abs(), reduction)
 
 
-def _labels(target, op: str) -> np.ndarray:
-    labels = np.asarray(target.data if isinstance(target, Tensor) else target)
-    return labels
+def _array_or_none(value):
+    """A class-weight argument (Tensor, array or None) as an array (weights get no gradient)."""
+    if value is None:
+        return None
+    return np.asarray(value.data if isinstance(value, Tensor) else value)
+
+
+def _labels(target) -> np.ndarray:
+    return np.asarray(target.data if isinstance(target, Tensor) else target)
 
 
 def cross_entropy(
@@ -239,8 +245,8 @@ def cross_entropy(
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     return _loss.CrossEntropy.apply(
         input,
-        target=_labels(target, "cross_entropy"),
-        weight=None if weight is None else np.asarray(weight.data if isinstance(weight, Tensor) else weight),
+        target=_labels(target),
+        weight=_array_or_none(weight),
         ignore_index=ignore_index,
         reduction=reduction,
         label_smoothing=label_smoothing,
@@ -252,28 +258,22 @@ def nll_loss(input: Tensor, target, weight: Tensor | None = None, ignore_index: 
     _check_reduction(reduction, "nll_loss")
     return _loss.NLL.apply(
         input,
-        target=_labels(target, "nll_loss"),
-        weight=None if weight is None else np.asarray(weight.data if isinstance(weight, Tensor) else weight),
+        target=_labels(target),
+        weight=_array_or_none(weight),
         ignore_index=ignore_index,
         reduction=reduction,
     )
 
 
 def binary_cross_entropy(input: Tensor, target, weight: Tensor | None = None, reduction: str = "mean") -> Tensor:
-    """-(t log p + (1 - t) log(1 - p)) for probabilities p, with logs clamped at -100 as PyTorch."""
+    """-(t log p + (1 - t) log(1 - p)) for probabilities p, with logs clamped at -100 as PyTorch.
+
+    Fused, so that p = 0 or 1 (a saturated sigmoid) gives finite gradients, as in PyTorch.
+    """
     _check_reduction(reduction, "binary_cross_entropy")
     target = _as_target(target, input)
     _same_shape(input, target, "binary_cross_entropy")
-    if input.data.size and (input.data.min() < 0 or input.data.max() > 1):
-        raise GlassnetError(
-            "binary_cross_entropy: input must hold probabilities in [0, 1] (use *_with_logits for logits)"
-        )
-    log_p = input.log().clamp(min=-100.0)
-    log_1mp = (1.0 - input).log().clamp(min=-100.0)
-    loss = -(target * log_p + (1.0 - target) * log_1mp)
-    if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction)
+    return _loss.BCE.apply(input, target, weight=_array_or_none(weight), reduction=reduction)
 
 
 def binary_cross_entropy_with_logits(
@@ -286,9 +286,7 @@ def binary_cross_entropy_with_logits(
     return _loss.BCEWithLogits.apply(
         input,
         target,
-        weight=None if weight is None else np.asarray(weight.data if isinstance(weight, Tensor) else weight),
-        pos_weight=None
-        if pos_weight is None
-        else np.asarray(pos_weight.data if isinstance(pos_weight, Tensor) else pos_weight),
+        weight=_array_or_none(weight),
+        pos_weight=_array_or_none(pos_weight),
         reduction=reduction,
     )

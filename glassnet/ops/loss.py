@@ -296,3 +296,58 @@ class BCEWithLogits(Function):
             dy = -x if pos_weight is None else (pos_weight - 1) * self.softplus_neg - x
             grad_y = np.broadcast_to(a * dy, y.shape).astype(dtype)
         return grad_x, grad_y
+
+
+class BCE(Function):
+    """Binary cross-entropy of probabilities p in [0, 1] against targets y, as PyTorch computes it.
+
+    loss = -weight * (y max(log p, -100) + (1 - y) max(log(1 - p), -100)).
+    d/dp = weight * (p - y) / max(p (1 - p), 1e-12);  d/dy = weight * (max(log(1 - p), -100) - max(log p, -100)).
+    The clamps keep p = 0 or 1 (a saturated float32 sigmoid) finite in value and gradient.
+
+    Shape: input and target of the same shape -> scalar, or that shape with reduction='none'.
+
+    Example:
+        >>> import glassnet as gn
+        >>> from glassnet.ops.loss import BCE
+        >>> round(BCE.apply(gn.tensor([0.5]), gn.tensor([1.0])).item(), 4)
+        0.6931
+    """
+
+    def forward(self, p, target, weight=None, reduction="mean"):
+        op = "binary_cross_entropy"
+        _check_reduction(reduction, op)
+        if target.shape != p.shape:
+            raise GlassnetError(f"{op}: target size {target.shape} must be the same as input size {p.shape}")
+        if p.dtype.kind != "f" or target.dtype.kind != "f":
+            raise GlassnetError(f"{op}: expected floating-point input and target, got {p.dtype} and {target.dtype}")
+        if p.size and (p.min() < 0 or p.max() > 1):
+            raise GlassnetError(f"{op}: input must hold probabilities in [0, 1] (use *_with_logits for logits)")
+        dtype = p.dtype
+        y = target.astype(dtype, copy=False)
+        with np.errstate(divide="ignore"):
+            log_p = np.maximum(np.log(p), dtype.type(-100))
+            log_1mp = np.maximum(np.log1p(-p), dtype.type(-100))
+        losses = -(y * log_p + (1 - y) * log_1mp)
+        if weight is not None:
+            weight = np.asarray(weight).astype(dtype, copy=False)
+            losses = losses * weight
+        self.p, self.y, self.weight, self.reduction = p, y, weight, reduction
+        self.log_p, self.log_1mp = log_p, log_1mp
+        if reduction == "none":
+            return losses.astype(dtype, copy=False)
+        total = losses.sum(dtype=dtype)
+        return np.asarray(total if reduction == "sum" else total / dtype.type(losses.size), dtype=dtype)
+
+    def backward(self, grad_out):
+        p, y, weight = self.p, self.y, self.weight
+        dtype = p.dtype
+        a = grad_out if self.reduction != "mean" else grad_out / dtype.type(p.size)
+        if weight is not None:
+            a = a * weight
+        grad_p = (a * (p - y) / np.maximum(p * (1 - p), dtype.type(1e-12))).astype(dtype, copy=False)
+        grad_p = np.broadcast_to(grad_p, p.shape)
+        grad_y = None
+        if self.parents[1].requires_grad:
+            grad_y = np.broadcast_to(a * (self.log_1mp - self.log_p), y.shape).astype(dtype)
+        return grad_p, grad_y

@@ -64,20 +64,30 @@ class Var(Function):
 
 
 class MaxAll(Function):
-    """out = max (or min) of all elements;  the gradient is split evenly among the tied extrema."""
+    """out = max (or min) over ``dim`` (all elements when None), as torch.amax / amin;
+    the gradient is split evenly among the tied extrema of each reduced slice."""
 
     saves_output = True
 
-    def forward(self, x, largest=True):
+    def forward(self, x, largest=True, dim=None, keepdim=False):
         if x.size == 0:
             raise ValueError("max()/min() of an empty tensor: specify a dim")
-        self.x = x
-        self.out = np.asarray(x.max() if largest else x.min())
+        self.x, self.dim, self.keepdim = x, dim, keepdim
+        extremum = x.max(axis=dim, keepdims=True) if largest else x.min(axis=dim, keepdims=True)
+        self.extremum = extremum  # keepdim-shaped, to find the ties in backward
+        if keepdim:
+            self.out = extremum
+        elif dim is None:
+            self.out = extremum.reshape(())
+        else:
+            self.out = np.squeeze(extremum, axis=dim)
         return self.out
 
     def backward(self, grad_out):
-        mask = self.x == self.out
-        return mask * (grad_out / mask.sum()).astype(self.x.dtype)
+        mask = self.x == self.extremum
+        grad = _expand_like(grad_out, self.x.shape, self.dim, self.keepdim or self.dim is None)
+        count = mask.sum(axis=self.dim, keepdims=True)
+        return (mask * (grad / count)).astype(self.x.dtype, copy=False)
 
 
 class MaxDim(Function):
