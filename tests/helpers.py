@@ -164,3 +164,30 @@ def check_backward_linear(spec: OpSpec, seed: int, alpha: float, beta: float) ->
     for i, (a, d1, d2, mix) in enumerate(zip(arrays, grads1, grads2, grads_mix)):
         assert mix.shape == a.shape, f"{spec}: gradient of input {i} has shape {mix.shape}, input {a.shape}"
         np.testing.assert_allclose(mix, alpha * d1 + beta * d2, atol=1e-9, rtol=1e-7, err_msg=f"{spec} input {i}")
+
+
+def enroll(specs: list[OpSpec]) -> tuple:
+    """The three generic tests for a table of op specs, for a test module to bind to its globals.
+
+    Usage: ``test_finite_differences, test_matches_torch, test_backward_is_linear = enroll(SPECS)``.
+    """
+    import pytest
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @pytest.mark.parametrize("spec", specs, ids=str)
+    def test_finite_differences(spec):
+        check_finite_differences(spec)
+
+    @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+    @pytest.mark.parametrize("spec", specs, ids=str)
+    def test_matches_torch(spec, dtype, torch):
+        check_against_torch(spec, torch, dtype)
+
+    @pytest.mark.parametrize("spec", specs, ids=str)
+    @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(seed=st.integers(0, 2**31), alpha=st.floats(-2, 2), beta=st.floats(-2, 2))
+    def test_backward_is_linear(spec, seed, alpha, beta):
+        check_backward_linear(spec, seed, alpha, beta)
+
+    return test_finite_differences, test_matches_torch, test_backward_is_linear

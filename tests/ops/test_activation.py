@@ -6,13 +6,11 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import glassnet as gn
 from glassnet.ops import GELU, LogSoftmax, Softmax
 from glassnet.ops.activation import erf_array, normal_cdf_array
-from tests.helpers import OpSpec, check_against_torch, check_backward_linear, check_finite_differences
+from tests.helpers import OpSpec, enroll
 
 SPECS = [
     OpSpec("relu", lambda lib, x: x.relu(), [(3, 4)], domain="away_from_zero"),
@@ -61,22 +59,7 @@ SPECS = [
 ]
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=str)
-def test_finite_differences(spec):
-    check_finite_differences(spec)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("spec", SPECS, ids=str)
-def test_matches_torch(spec, dtype, torch):
-    check_against_torch(spec, torch, dtype)
-
-
-@pytest.mark.parametrize("spec", SPECS, ids=str)
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**31), alpha=st.floats(-2, 2), beta=st.floats(-2, 2))
-def test_backward_is_linear(spec, seed, alpha, beta):
-    check_backward_linear(spec, seed, alpha, beta)
+test_finite_differences, test_matches_torch, test_backward_is_linear = enroll(SPECS)
 
 
 EXTREME = np.array([[1e4, -1e4, 0.0, 3.0], [-1e4, -1e4, -1e4, -1e4], [1e4, 1e4, -2.0, 1e4]])

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import glassnet as gn
 from glassnet.ops import Linear
-from tests.helpers import OpSpec, check_against_torch, check_backward_linear, check_finite_differences
+from tests.helpers import OpSpec, enroll
 
 SPECS = [
     OpSpec("matmul_2d", lambda lib, a, b: a @ b, [(3, 4), (4, 5)]),
@@ -45,22 +43,7 @@ SPECS = [
 ]
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=str)
-def test_finite_differences(spec):
-    check_finite_differences(spec)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("spec", SPECS, ids=str)
-def test_matches_torch(spec, dtype, torch):
-    check_against_torch(spec, torch, dtype)
-
-
-@pytest.mark.parametrize("spec", SPECS, ids=str)
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**31), alpha=st.floats(-2, 2), beta=st.floats(-2, 2))
-def test_backward_is_linear(spec, seed, alpha, beta):
-    check_backward_linear(spec, seed, alpha, beta)
+test_finite_differences, test_matches_torch, test_backward_is_linear = enroll(SPECS)
 
 
 def test_matmul_inner_dimension_mismatch_names_op_and_shapes():
