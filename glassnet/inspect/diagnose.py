@@ -38,6 +38,20 @@ def accuracy(output: Tensor, target: Tensor) -> float | None:
     return float(np.mean(output.data.argmax(axis=1) == target.data))
 
 
+def train_step(rec: Recorder, model, loss_fn, optimizer, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """One plain training step inside ``rec``: zero_grad, forward, loss, backward, then the optimizer's
+    step (or, without one, ``rec.step()`` to close the recorded step). Returns (output, loss)."""
+    (optimizer or model).zero_grad()
+    output = model(x)
+    loss = loss_fn(output, y)
+    loss.backward()
+    if optimizer is not None:
+        optimizer.step()
+    else:
+        rec.step()
+    return output, loss
+
+
 def record_run(model, loss_fn, data, optimizer=None, steps: int = 20, every: int = 1, **recorder_options) -> Recorder:
     """Train ``model`` for ``steps`` batches inside a Recorder (in place) and return the Recorder.
 
@@ -52,14 +66,7 @@ def record_run(model, loss_fn, data, optimizer=None, steps: int = 20, every: int
             if not isinstance(batch, (tuple, list)) or len(batch) != 2:
                 raise GlassnetError(f"diagnose: each batch must be an (x, y) pair, got {type(batch).__name__}")
             x, y = _as_tensor(batch[0]), _as_tensor(batch[1])
-            (optimizer or model).zero_grad()
-            output = model(x)
-            loss = loss_fn(output, y)
-            loss.backward()
-            if optimizer is not None:
-                optimizer.step()
-            else:
-                rec.step()
+            output, loss = train_step(rec, model, loss_fn, optimizer, x, y)
             rec.log(loss=loss)
             acc = accuracy(output, y)
             if acc is not None:

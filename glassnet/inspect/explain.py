@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from glassnet import nn
 from glassnet.inspect import fmt
-from glassnet.inspect.diagnose import _as_tensor
+from glassnet.inspect.diagnose import _as_tensor, train_step
 from glassnet.inspect.recorder import Recorder
 from glassnet.inspect.stats import summarize
 
@@ -140,14 +140,7 @@ def explain_step(model: nn.Module, x, y, loss_fn, optimizer=None) -> ExplainedSt
             hooks.append(module.register_forward_hook(remember))
     try:
         with Recorder(model, optimizer=optimizer, keep_steps=[0]) as rec:
-            (optimizer or model).zero_grad()
-            output = model(x)
-            loss = loss_fn(output, y)
-            loss.backward()
-            if optimizer is not None:
-                optimizer.step()
-            else:
-                rec.step()
+            output, loss = train_step(rec, model, loss_fn, optimizer, x, y)
     finally:
         for h in hooks:
             h.remove()
