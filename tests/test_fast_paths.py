@@ -201,3 +201,30 @@ def test_bce_of_saturated_probabilities_has_finite_gradients_like_torch(torch):
     expected.backward()
     np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-6)
     np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("shape", [(3, 5), (40, 70), (2, 3, 20, 20)])
+@pytest.mark.parametrize("order", ["C", "F", "strided"])
+def test_relu_fast_paths_equal_the_general_maximum_and_never_modify_the_input(dtype, shape, order):
+    from glassnet.ops.activation import _zero_buffers
+
+    data = (_rand(*shape) * 10).astype(dtype)
+    data.flat[:3] = [0, -1, 2]
+    if dtype != np.int64:
+        data.flat[3:5] = [np.nan, -0.0]
+    data = np.asfortranarray(data) if order == "F" else data[..., ::2] if order == "strided" else data
+    before = data.copy()
+    expected = np.maximum(data, 0)
+    for grad in (False, True):
+        x = gn.tensor(data, requires_grad=grad and dtype != np.int64)
+        with gn.set_grad_enabled(grad):
+            out = gn.nn.functional.relu(x)
+        np.testing.assert_array_equal(out.data, expected)
+        assert out.dtype == x.dtype and out.data is not x.data
+        np.testing.assert_array_equal(x.data, before)  # the input is never modified
+        if x.requires_grad:
+            out.sum().backward()
+            np.testing.assert_array_equal(x.grad.data, (before > 0).astype(dtype))
+    for zeros in _zero_buffers.values():  # the shared zeros stay zero and read-only
+        assert not zeros.flags.writeable and not zeros.any()
