@@ -20,6 +20,7 @@ from glassnet._backend import (
     set_default_dtype,
     set_rng_state,
 )
+from glassnet._parallel import get_num_threads, set_num_threads
 from glassnet.autograd import GlassnetError, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from glassnet.factory import (
     abs,

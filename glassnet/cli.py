@@ -133,6 +133,23 @@ def _run_options() -> argparse.ArgumentParser:
     return parent
 
 
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _add_threads_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=_available_cores(),
+        metavar="N",
+        help="threads for glassnet's kernels and the BLAS (default: the available cores, here %(default)s)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``glassnet`` argument parser (subcommands train, evaluate, predict, inspect, gradcheck)."""
     parser = _Parser(prog="glassnet", description="Train, evaluate and look inside neural networks with glassnet.")
@@ -143,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", parents=[run], help="train a classifier and print its test accuracy")
     train.add_argument("--save", metavar="PATH", help="checkpoint after every epoch to PATH (.safetensors)")
     train.add_argument("--resume", metavar="PATH", help="continue the run saved in PATH (its options are kept)")
+    _add_threads_option(train)
     train.add_argument("--progress", choices=PROGRESS_MODES, default="auto", help="progress display (default auto)")
     train.add_argument("--inspect", action="store_true", help="diagnose the first steps before training")
     train.add_argument("--inspect-steps", type=_positive_int, default=50, metavar="N", help="steps to diagnose")
@@ -151,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="test loss and accuracy of a saved model")
     evaluate.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint from glassnet train --save")
     evaluate.add_argument("--data", help="evaluate on this data's test split (default: the data it was trained on)")
+    _add_threads_option(evaluate)
 
     predict = commands.add_parser("predict", help="classify samples (.npy) or images (PNG, PGM)")
     predict.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint from glassnet train --save")
@@ -404,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prog = f"glassnet {args.command}"
     try:
+        if getattr(args, "threads", None):
+            gn.set_num_threads(args.threads)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -37,3 +37,14 @@ def _seed():
     gn.manual_seed(0)
     np.random.seed(0)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """A test that changes glassnet's thread count (the CLI sets it) leaves it as it found it."""
+    from glassnet import _parallel
+
+    threads = _parallel.get_num_threads()
+    yield
+    if _parallel.get_num_threads() != threads:
+        gn.set_num_threads(threads)

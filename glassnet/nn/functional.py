@@ -46,17 +46,17 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return _linalg.Linear.apply(input, weight, bias)
 
 
-def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
-    """2-D cross-correlation: input (N, C, H, W), weight (O, C, kh, kw), bias (O,) -> (N, O, Ho, Wo)."""
-    stride, padding = _pair(stride, "stride", "conv2d"), _pair(padding, "padding", "conv2d")
-    if input.ndim != 4 or weight.ndim != 4 or input.shape[1] != weight.shape[1]:
-        raise GlassnetError(
-            f"conv2d: expected input (N, {weight.shape[1] if weight.ndim == 4 else 'C'}, H, W) "
-            f"for weight {tuple(weight.shape)}, got {tuple(input.shape)}"
-        )
+def conv2d(
+    input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups=1
+) -> Tensor:
+    """2-D cross-correlation: input (N, C, H, W), weight (O, C / groups, kh, kw), bias (O,) -> (N, O, Ho, Wo).
+
+    ``padding`` is an int, a pair, or 'valid' / 'same' (PyTorch's forms); the op checks the shapes.
+    """
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     if bias is None:
-        return _conv.Conv2d.apply(input, weight, stride=stride, padding=padding)
-    return _conv.Conv2d.apply(input, weight, bias, stride=stride, padding=padding)
+        return _conv.Conv2d.apply(input, weight, **options)
+    return _conv.Conv2d.apply(input, weight, bias, **options)
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0) -> Tensor:

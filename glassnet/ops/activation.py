@@ -11,6 +11,7 @@ import mmap
 
 import numpy as np
 
+from glassnet import _parallel as parallel
 from glassnet.autograd import grad_mode
 from glassnet.autograd.function import Function
 
@@ -27,6 +28,8 @@ class ReLU(Function):
     saves_inputs = False
 
     def forward(self, x):
+        if x.ndim > 1 and x.flags.c_contiguous and parallel.parts(x.nbytes) > 1:
+            return self._forward_rows(x)
         if grad_mode.enabled:
             self.mask = x > 0
             if x.size < 256:
@@ -36,8 +39,31 @@ class ReLU(Function):
             return np.maximum(x, 0, dtype=x.dtype)
         return np.maximum(x, zeros)
 
+    def _forward_rows(self, x):
+        """The same on blocks of rows, which glassnet's threads share."""
+        out = np.empty_like(x)
+        zeros = _zeros_like(x)
+        mask = self.mask = np.empty(x.shape, dtype=bool) if grad_mode.enabled else None
+
+        def rows(start, stop):
+            if mask is not None:
+                np.greater(x[start:stop], 0, out=mask[start:stop])
+            np.maximum(x[start:stop], zeros[start:stop], out=out[start:stop])
+
+        parallel.parallel_rows(x.shape[0], x.nbytes, rows)
+        return out
+
     def backward(self, grad_out):
-        return grad_out * self.mask
+        mask = self.mask
+        if grad_out.ndim < 2 or not grad_out.flags.c_contiguous or parallel.parts(grad_out.nbytes) == 1:
+            return grad_out * mask
+        grad_x = np.empty_like(grad_out)
+        parallel.parallel_rows(
+            grad_out.shape[0],
+            grad_out.nbytes,
+            lambda start, stop: np.multiply(grad_out[start:stop], mask[start:stop], out=grad_x[start:stop]),
+        )
+        return grad_x
 
 
 _zero_buffers: dict = {}

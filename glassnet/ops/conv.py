@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from glassnet._parallel import parallel_for
 from glassnet.autograd import grad_mode
 from glassnet.autograd.function import Function, GlassnetError
 
@@ -142,7 +143,9 @@ class Conv2d(Function):
         # Kept columns go to one array (chunk i is a block of its columns): thousands of chunk-sized
         # arrays freed after backward would make malloc trim and page-fault them again every step.
         kept = np.empty((C * kh * kw, N * Ho * Wg), dtype=x.dtype) if keep else None
-        for n0 in range(0, N, nb):
+
+        def chunk(i):  # images [n0, n0 + nb): the chunks are independent, glassnet's threads share them
+            n0 = i * nb
             xc = x[n0 : n0 + nb]
             b = xc.shape[0]
             dst = None if kept is None else kept[:, n0 * Ho * Wg : (n0 + b) * Ho * Wg]
@@ -155,6 +158,8 @@ class Conv2d(Function):
                 np.add(res, bias[:, None, None], out=out[n0 : n0 + nb])
             else:
                 out[n0 : n0 + nb] = res
+
+        parallel_for(-(-N // nb), chunk)
         self.cols, self.weight, self.chunk = kept, weight, nb
         self.geometry = (x.shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, bias is not None, wide)
         return out[0] if self.unbatched else out
@@ -170,18 +175,22 @@ class Conv2d(Function):
         parents = self.parents
         need_weight, need_x = parents[1].requires_grad, parents[0].requires_grad
         x = None if self.cols is not None or not need_weight else parents[0].data.reshape(x_shape)
-        grad_bias = np.zeros(O, dtype=grad_out.dtype) if has_bias else None
-        grad_weight = np.zeros((O, C // groups * kh * kw), dtype=grad_out.dtype) if need_weight else None
         grad_x = np.empty(x_shape, dtype=grad_out.dtype) if need_x else None
-        for n0 in range(0, N, nb):
+        count = -(-N // nb)
+        # Each chunk's bias and weight gradients, added up in chunk order afterwards (the same sums
+        # whichever thread computed them).
+        bias_parts, weight_parts = [None] * count, [None] * count
+
+        def chunk(i):
             # (nb, O, Ho, Wo) -> (O, nb * Ho * Wg): the GEMMs' layout, zeros in the wide grid's extra columns.
+            n0 = i * nb
             go = grad_out[n0 : n0 + nb]
             b = go.shape[0]
             g = (np.zeros if wide else np.empty)((O, b, Ho, Wg), dtype=grad_out.dtype)
             g[..., :Wo] = go.transpose(1, 0, 2, 3)
             g = g.reshape(O, b * Ho * Wg)
             if has_bias:
-                grad_bias += g.sum(axis=1)
+                bias_parts[i] = g.sum(axis=1)
             if need_weight:
                 if self.cols is not None:
                     cols = self.cols[:, n0 * Ho * Wg : (n0 + b) * Ho * Wg]
@@ -189,13 +198,17 @@ class Conv2d(Function):
                     cols = _im2col_wide(x[n0 : n0 + nb], kh, kw, dh, dw, pads, Ho)
                 else:
                     cols = _im2col(x[n0 : n0 + nb], kh, kw, sh, sw, dh, dw, pads, Ho, Wo)
-                _weight_grad(g, cols, groups, out=grad_weight)
+                weight_parts[i] = _weight_grad(g, cols, groups)
             if need_x:
                 shape, dst = (b, C, H, W), grad_x[n0 : n0 + nb]
                 if wide:
                     _input_grad_wide(g, weight, shape, kh, kw, dh, dw, pads, Ho, groups, dst)
                 else:
                     _input_grad(g, weight, shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, out=dst)
+
+        parallel_for(count, chunk)
+        grad_bias = _sum_in_order(bias_parts) if has_bias else None
+        grad_weight = _sum_in_order(weight_parts) if need_weight else None
         if grad_weight is not None:
             grad_weight = grad_weight.reshape(weight.shape)
         if grad_x is not None and self.unbatched:
@@ -206,6 +219,7 @@ class Conv2d(Function):
 
 
 _CHUNK_BYTES = 2 << 20
+_MIN_CHUNKS = 8
 _WIDE_MAX_RATIO = 1.5
 _WIDE_COLS_MAX_RATIO = 1.2
 _WIDE_COLS_MIN_ROWS = 64
@@ -213,8 +227,20 @@ _KEEP_COLS_MAX_BYTES = 16 << 20
 
 
 def _batch_chunk(rows: int, pixels: int, itemsize: int, N: int) -> int:
-    """Images per chunk: about _CHUNK_BYTES of columns or GEMM output (rows x pixels per image), at least one."""
-    return max(1, min(N, _CHUNK_BYTES // (rows * pixels * itemsize)))
+    """Images per chunk: about _CHUNK_BYTES of columns or GEMM output (rows x pixels per image), at least one.
+
+    At least _MIN_CHUNKS chunks, so that glassnet's threads have pieces to share; the count does not
+    depend on the number of threads, so neither do the sums over chunks.
+    """
+    return max(1, min(-(-N // _MIN_CHUNKS), _CHUNK_BYTES // (rows * pixels * itemsize)))
+
+
+def _sum_in_order(parts):
+    """parts[0] + parts[1] + ... added left to right into a copy of the first."""
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    return total
 
 
 def _forward_gemm(w2, cols, groups):
@@ -245,17 +271,21 @@ def _padded(x, pads):
 
 
 def _im2col(x, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, out=None):
-    """cols[(c, i, j), (n, ho, wo)] = x_pad[n, c, ho * sh + i * dh, wo * sw + j * dw], in ``out`` when given."""
+    """cols[(c, i, j), (n, ho, wo)] = x_pad[n, c, ho * sh + i * dh, wo * sw + j * dw], in ``out`` when given.
+
+    One copy from a strided (C, kh, kw, N, Ho, Wo) view of the padded input: one NumPy call rather
+    than kh * kw, which matters when glassnet's threads share the chunks (each call is a point where
+    the threads hand the GIL to each other).
+    """
     N, C = x.shape[:2]
-    xt = _padded(x, pads).transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) view
+    xp = _padded(x, pads)
+    sN, sC, sH, sW = xp.strides
+    view = np.lib.stride_tricks.as_strided(
+        xp, (C, kh, kw, N, Ho, Wo), (sC, dh * sH, dw * sW, sN, sh * sH, sw * sW), writeable=False
+    )
     if out is None:
         out = np.empty((C * kh * kw, N * Ho * Wo), dtype=x.dtype)
-    cols = out.reshape(C, kh, kw, N, Ho, Wo)
-    for i in range(kh):
-        r = i * dh
-        for j in range(kw):
-            s = j * dw
-            cols[:, i, j] = xt[:, :, r : r + sh * (Ho - 1) + 1 : sh, s : s + sw * (Wo - 1) + 1 : sw]
+    out.reshape(C, kh, kw, N, Ho, Wo)[...] = view
     return out
 
 
@@ -317,11 +347,9 @@ def _im2col_wide(x, kh, kw, dh, dw, pads, Ho, out=None):
     xp = _padded_flat(x, pads, dw * (kw - 1))
     if out is None:
         out = np.empty((C * kh * kw, N * L), dtype=x.dtype)
-    cols = out.reshape(C, kh, kw, N, L)
-    for i in range(kh):
-        for j in range(kw):
-            shift = i * dh * Wp + j * dw
-            cols[:, i, j] = xp[:, :, shift : shift + L]
+    sC, sN, s1 = xp.strides
+    view = np.lib.stride_tricks.as_strided(xp, (C, kh, kw, N, L), (sC, dh * Wp * s1, dw * s1, sN, s1), writeable=False)
+    out.reshape(C, kh, kw, N, L)[...] = view  # one copy (see _im2col)
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from glassnet._parallel import matmul as _gemm
 from glassnet.autograd.function import Function, GlassnetError
 from glassnet.ops._util import unbroadcast
 
@@ -66,7 +67,9 @@ class Linear(Function):
     def forward(self, x, weight, bias=None):
         self.x, self.weight, self.has_bias = x, weight, bias is not None
         if x.ndim == 2 and weight.flags.c_contiguous and (x.flags.f_contiguous or weight.shape[0] >= x.shape[0]):
-            out = (weight @ x.T).T  # (N, out), column-major
+            out = _gemm(weight, x.T).T  # (N, out), column-major
+        elif x.ndim == 2:
+            out = _gemm(x, weight.T)
         else:
             out = x @ weight.T
         if bias is not None:
@@ -78,13 +81,15 @@ class Linear(Function):
         grad_x = None
         if parents[0].requires_grad:
             if x.ndim == 2 and not x.flags.c_contiguous and grad_out.ndim == 2:
-                grad_x = (weight.T @ grad_out.T).T  # x's (column-major) layout
+                grad_x = _gemm(weight.T, grad_out.T).T  # x's (column-major) layout
+            elif grad_out.ndim == 2:
+                grad_x = _gemm(grad_out, weight)
             else:
                 grad_x = grad_out @ weight
         g2 = grad_out if grad_out.ndim == 2 else grad_out.reshape(-1, grad_out.shape[-1])
         grad_weight = None
         if parents[1].requires_grad:
-            grad_weight = g2.T @ (x if x.ndim == 2 else x.reshape(-1, x.shape[-1]))
+            grad_weight = _gemm(g2.T, x if x.ndim == 2 else x.reshape(-1, x.shape[-1]))
         if not self.has_bias:
             return grad_x, grad_weight
         grad_bias = None
