@@ -314,8 +314,9 @@ class Session:
             import glassnet.nn
             import glassnet.optim
 
+            gn.set_num_threads(threads)  # as torch.set_num_threads above: glassnet's kernels and the BLAS
             self.lib, self.nn, self.optim = gn, gn.nn, gn.optim
-            version = gn.__version__
+            version = f"{gn.__version__} ({gn.get_num_threads()} threads)"
         self.about = f"{library} {version}, numpy {np.__version__}, BLAS {_common.blas_description()}"
         self.counters = {"train": 0, "infer": 0}
 

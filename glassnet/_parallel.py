@@ -39,6 +39,8 @@ import warnings
 
 import numpy as np
 
+from glassnet import _backend
+
 __all__ = ["get_num_threads", "set_num_threads"]
 
 _threads = 1  # glassnet's intra-op threads (the calling thread included)
@@ -81,6 +83,8 @@ def set_num_threads(n: int) -> None:
                 stacklevel=2,
             )
         n = 1
+    if n > 1:
+        _backend.share_one_malloc_arena()
     while len(_workers) < n - 1:
         jobs: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(target=_serve, args=(jobs,), name=f"glassnet-{len(_workers) + 1}", daemon=True).start()

@@ -201,3 +201,19 @@ def test_lenet_training_same_on_one_and_two_threads():
     assert losses1 == losses2
     for a, b in zip(params1, params2):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_same_on_one_and_two_threads(training):
+    data = np.random.default_rng(4).standard_normal((64, 16, 20, 20), dtype=np.float32) * 3 + 5
+
+    def run():
+        bn = gn.nn.BatchNorm2d(16)
+        bn.train(training)
+        x = gn.tensor(data, requires_grad=True)
+        out = bn(x)
+        (out * out).sum().backward()
+        return out.numpy(), x.grad.numpy(), bn.weight.grad.numpy(), bn.running_mean.numpy().copy()
+
+    for a, b in zip(*_run_both(run)):
+        np.testing.assert_array_equal(a, b)
