@@ -99,21 +99,3 @@ def _keep_freed_memory_for_reuse() -> None:
 
 
 _keep_freed_memory_for_reuse()
-
-
-def share_one_malloc_arena() -> None:
-    """Make every thread allocate from glibc malloc's main heap (called when glassnet starts its threads).
-
-    A thread that allocates gets its own malloc arena, which keeps its freed arrays for itself: the
-    chunks glassnet's helper threads work on would be cached twice (measured: the BatchNorm CNN's
-    peak memory up by 7 MiB). NumPy's arrays are few and large, so the shared heap's lock costs
-    nothing measurable. Turned off with GLASSNET_MALLOPT=0, like the rest of the malloc tuning.
-    """
-    if not sys.platform.startswith("linux") or os.environ.get("GLASSNET_MALLOPT", "1") == "0":
-        return
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc
-        return
-    m_arena_max = -8
-    mallopt(m_arena_max, 1)

@@ -39,8 +39,6 @@ import warnings
 
 import numpy as np
 
-from glassnet import _backend
-
 __all__ = ["get_num_threads", "set_num_threads"]
 
 _threads = 1  # glassnet's intra-op threads (the calling thread included)
@@ -83,8 +81,6 @@ def set_num_threads(n: int) -> None:
                 stacklevel=2,
             )
         n = 1
-    if n > 1:
-        _backend.share_one_malloc_arena()
     while len(_workers) < n - 1:
         jobs: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(target=_serve, args=(jobs,), name=f"glassnet-{len(_workers) + 1}", daemon=True).start()
@@ -200,6 +196,18 @@ def matmul(a, b):
 
     parallel_for(len(blocks), block)
     return out
+
+
+def sum_in_order(parts):
+    """parts[0] + parts[1] + ... added left to right into a copy of the first.
+
+    The pieces' partial sums (weight gradients, channel sums) go through it, so that the total has
+    the same bits whichever thread computed each part.
+    """
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    return total
 
 
 _GRAIN_BYTES = 1 << 19  # a piece smaller than this is not worth a helper thread's wake-up

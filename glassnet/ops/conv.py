@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from glassnet._parallel import parallel_for
+from glassnet._parallel import parallel_for, sum_in_order
 from glassnet.autograd import grad_mode
 from glassnet.autograd.function import Function, GlassnetError
 
@@ -207,8 +207,8 @@ class Conv2d(Function):
                     _input_grad(g, weight, shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, out=dst)
 
         parallel_for(count, chunk)
-        grad_bias = _sum_in_order(bias_parts) if has_bias else None
-        grad_weight = _sum_in_order(weight_parts) if need_weight else None
+        grad_bias = sum_in_order(bias_parts) if has_bias else None
+        grad_weight = sum_in_order(weight_parts) if need_weight else None
         if grad_weight is not None:
             grad_weight = grad_weight.reshape(weight.shape)
         if grad_x is not None and self.unbatched:
@@ -233,14 +233,6 @@ def _batch_chunk(rows: int, pixels: int, itemsize: int, N: int) -> int:
     depend on the number of threads, so neither do the sums over chunks.
     """
     return max(1, min(-(-N // _MIN_CHUNKS), _CHUNK_BYTES // (rows * pixels * itemsize)))
-
-
-def _sum_in_order(parts):
-    """parts[0] + parts[1] + ... added left to right into a copy of the first."""
-    total = parts[0].copy()
-    for part in parts[1:]:
-        total += part
-    return total
 
 
 def _forward_gemm(w2, cols, groups):
