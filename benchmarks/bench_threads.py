@@ -1,13 +1,19 @@
-"""What glassnet's own threads add: one process, alternating rounds, two thread models.
+"""What glassnet's own threads, or its compiled kernels, add: one process, alternating rounds, two modes.
 
-    .venv/bin/python benchmarks/bench_threads.py lenet [--batch 128] [--threads 2] [--rounds 9]
+    .venv/bin/python benchmarks/bench_threads.py lenet [--batch 128] [--threads 2] [--rounds 9] [--compare kernels]
 
-Modes, switched back and forth inside one process so that both see the same machine load:
+Modes, switched back and forth inside one process so that both see the same machine load. With
+``--compare threads`` (the default):
 
 - ``blas``: glassnet's kernels on the calling thread, NumPy's BLAS on ``--threads`` threads (what
   glassnet does until ``set_num_threads`` is called, with the BLAS left at its default);
 - ``glassnet``: ``gn.set_num_threads(threads)`` (glassnet's pool shares the kernels' pieces, BLAS on
   one thread while it works).
+
+With ``--compare kernels`` (needs ``pip install ".[fast]"``), both on glassnet's threads:
+
+- ``numpy``: the pure NumPy kernels (the reference);
+- ``compiled``: the numba kernels of ``glassnet.compiled``.
 
 Prints the median step time of each mode for training and inference steps, and the speed-up.
 """
@@ -30,6 +36,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--compare", choices=("threads", "kernels"), default="threads")
     args = parser.parse_args()
     _common.limit_threads(args.threads)
 
@@ -58,20 +65,24 @@ def main() -> None:
             model(x)
 
     def use(mode):
-        if mode == "glassnet":
+        if mode in ("glassnet", "numpy", "compiled"):
             gn.set_num_threads(args.threads)
+            gn.compiled.set_enabled(mode == "compiled")
         else:
             gn.set_num_threads(1)
             _parallel._set_blas_threads(args.threads)
         time.sleep(0.15)  # the other mode's idle threads stop spinning
 
+    modes = ("blas", "glassnet") if args.compare == "threads" else ("numpy", "compiled")
+    if args.compare == "kernels" and gn.compiled.kernels() is None:
+        raise SystemExit('--compare kernels needs numba: pip install ".[fast]"')
     for step in (train, infer):
         model.train(step is train)
         step()
         start = time.perf_counter()
         step()
         reps = max(1, int(0.1 / (time.perf_counter() - start)))  # about 0.1 s per round
-        times = {"blas": [], "glassnet": []}
+        times = {mode: [] for mode in modes}
         for _ in range(args.rounds):
             for mode, seconds in times.items():
                 use(mode)
@@ -80,10 +91,10 @@ def main() -> None:
                 for _ in range(reps):
                     step()
                 seconds.append((time.perf_counter() - start) / reps)
-        blas, own = (float(np.median(times[m])) for m in ("blas", "glassnet"))
+        before, after = (float(np.median(times[m])) for m in modes)
         print(
-            f"{args.network} b{args.batch} {step.__name__}: blas {blas * 1e3:.2f} ms, "
-            f"glassnet threads {own * 1e3:.2f} ms, speed-up {blas / own:.2f}"
+            f"{args.network} b{args.batch} {step.__name__}: {modes[0]} {before * 1e3:.2f} ms, "
+            f"{modes[1]} {after * 1e3:.2f} ms, speed-up {before / after:.2f}"
         )
 
 

@@ -3,6 +3,10 @@
 Run from the repository root:
 
     .venv/bin/python benchmarks/bench_train.py [--quick] [--only mlp|lenet|bncnn] [--rounds N] [--json PATH]
+                                               [--kernels numpy|compiled]
+
+``--kernels numpy`` (the default) measures glassnet's pure NumPy path, the reference;
+``--kernels compiled`` its optional numba kernels (``pip install ".[fast]"``), reported separately.
 
 Workloads (float32, random MNIST-shaped data made by NumPy, no download):
 
@@ -95,14 +99,17 @@ class WorkloadResult:
 class Worker:
     """One library's worker process, driven by JSON lines on its stdin and stdout."""
 
-    def __init__(self, library: str, threads: int) -> None:
+    def __init__(self, library: str, threads: int, kernels: str) -> None:
         self.library = library
+        # glassnet uses numba whenever it is installed; the variable says which path is measured.
+        env = dict(os.environ, GLASSNET_NUMBA="1" if kernels == "compiled" else "0")
         self.proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--worker", library, "--threads", str(threads)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             bufsize=1,
+            env=env,
         )
 
     def call(self, **message) -> dict:
@@ -124,7 +131,7 @@ class Worker:
 
 def run_config(network: str, batch: int, targets: dict, args, meta: dict) -> tuple[list[WorkloadResult], dict]:
     """Benchmark one network at one batch size in both modes; returns the workloads and the memory row."""
-    workers = {lib: Worker(lib, args.threads) for lib in LIBRARIES}  # both import in parallel
+    workers = {lib: Worker(lib, args.threads, args.kernels) for lib in LIBRARIES}  # both import in parallel
     try:
         with tempfile.TemporaryDirectory() as tmp:
             weights = os.path.join(tmp, "weights.npz")
@@ -234,6 +241,12 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.15, help="seconds of idle between two timed rounds")
     parser.add_argument("--threads", type=int, default=_common.THREADS, help="threads per library (default 2)")
     parser.add_argument("--json", metavar="PATH", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--kernels",
+        choices=("numpy", "compiled"),
+        default="numpy",
+        help="glassnet's pure NumPy kernels (default, the reference) or its numba kernels (glassnet[fast])",
+    )
     parser.add_argument("--worker", choices=LIBRARIES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -242,10 +255,11 @@ def main() -> None:
     args.rounds = args.rounds or (3 if args.quick else 7)
     args.round_seconds = args.round_seconds or (0.15 if args.quick else 0.4)
     meta = machine_description()
-    meta.update(rounds=args.rounds, round_seconds=args.round_seconds, threads=args.threads)
+    meta.update(rounds=args.rounds, round_seconds=args.round_seconds, threads=args.threads, kernels=args.kernels)
     print(
         f"{meta['cpu']}, {meta['cores']} cores, load average {meta['loadavg_start']}; "
-        f"{args.threads} threads, float32; {args.rounds} rounds of ~{args.round_seconds} s per library"
+        f"{args.threads} threads, float32; {args.rounds} rounds of ~{args.round_seconds} s per library; "
+        f"glassnet's {args.kernels} kernels"
     )
     if meta["loadavg_start"] and meta["loadavg_start"][0] > meta["cores"]:
         print(
@@ -315,8 +329,12 @@ class Session:
             import glassnet.optim
 
             gn.set_num_threads(threads)  # as torch.set_num_threads above: glassnet's kernels and the BLAS
+            # An import, as torch's: numba's (and LLVM's) memory is not counted, the compiled code is.
+            if os.environ.get("GLASSNET_NUMBA") == "1" and gn.compiled.kernels() is None:
+                raise SystemExit('--kernels compiled: numba is not installed (pip install ".[fast]")')
             self.lib, self.nn, self.optim = gn, gn.nn, gn.optim
-            version = f"{gn.__version__} ({gn.get_num_threads()} threads)"
+            kernels = "numba" if gn.compiled.is_enabled() else "NumPy"
+            version = f"{gn.__version__} ({gn.get_num_threads()} threads, {kernels} kernels)"
         self.about = f"{library} {version}, numpy {np.__version__}, BLAS {_common.blas_description()}"
         self.counters = {"train": 0, "infer": 0}
 

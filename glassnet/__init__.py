@@ -71,7 +71,7 @@ long = int64
 __version__ = "0.1.0"
 
 # The subpackages, so that `gn.nn`, `gn.optim`, `gn.inspect`, ... work after `import glassnet as gn`.
-from glassnet import data, datasets, inspect, io, nn, optim  # noqa: E402
+from glassnet import compiled, data, datasets, inspect, io, nn, optim  # noqa: E402
 
 save = io.save
 load = io.load

@@ -1,4 +1,4 @@
-"""Shared test fixtures: seeding, and the PyTorch oracle (required when CI=true)."""
+"""Shared test fixtures: seeding, the PyTorch oracle and the compiled kernels (both required when CI=true)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import glassnet as gn
+from tests.helpers import require_in_ci
 
 
 def _import_torch():
@@ -30,6 +31,16 @@ def torch():
     if TORCH is None:
         pytest.skip("torch is not installed")
     return TORCH
+
+
+@pytest.fixture(params=["numpy", "compiled"])
+def kernel_path(request):
+    """Runs the test on the pure NumPy kernels and on the compiled ones (glassnet[fast], numba)."""
+    if request.param == "compiled" and not gn.compiled.is_available():
+        require_in_ci("numba")
+        pytest.skip("numba is not installed (glassnet[fast])")
+    with gn.compiled.flags(enabled=request.param == "compiled"):
+        yield request.param
 
 
 @pytest.fixture(autouse=True)

@@ -15,12 +15,19 @@ Because glassnet mirrors PyTorch's API, one function usually serves both librari
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 import glassnet as gn
+
+
+def require_in_ci(package: str) -> None:
+    """Fail (instead of skipping) when CI=true and ``package``, a test dependency, is missing."""
+    if os.environ.get("CI", "").lower() == "true":
+        raise RuntimeError(f"CI=true but {package} is not installed: the tests that need it must run in CI")
 
 
 def numerical_grad(fn, arrays, index, eps=1e-6):

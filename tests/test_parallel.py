@@ -147,6 +147,7 @@ def _run_both(fn):
     return one, two
 
 
+@pytest.mark.usefixtures("kernel_path")
 @pytest.mark.parametrize("name", CONV_CASES)
 def test_conv2d_same_on_one_and_two_threads(name):
     x_shape, w_shape, options, bias = CONV_CASES[name]
@@ -178,6 +179,7 @@ def test_pool_and_relu_same_on_one_and_two_threads(kernel, stride):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.usefixtures("kernel_path")
 def test_lenet_training_same_on_one_and_two_threads():
     from glassnet.train.models import lenet
 

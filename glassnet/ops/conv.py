@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from glassnet import compiled
 from glassnet._parallel import parallel_for, sum_in_order
 from glassnet.autograd import grad_mode
 from glassnet.autograd.function import Function, GlassnetError
@@ -133,23 +134,35 @@ class Conv2d(Function):
         # between im2col and the GEMM, and no temporary reaches the size where malloc hands out fresh
         # (page-faulting) memory from the OS on every call.
         Wp = W + pads[2] + pads[3]
-        wide = sh == sw == 1 and Wp <= _WIDE_COLS_MAX_RATIO * Wo and C // groups * kh * kw >= _WIDE_COLS_MIN_ROWS
+        kernels = compiled.kernels()  # numba's one-pass im2col and col2im, when glassnet[fast] is installed
+        if kernels is not None:
+            x = np.ascontiguousarray(x)
+        wide = (
+            kernels is None
+            and sh == sw == 1
+            and Wp <= _WIDE_COLS_MAX_RATIO * Wo
+            and C // groups * kh * kw >= _WIDE_COLS_MIN_ROWS
+        )
         Wg = Wp if wide else Wo  # width of the GEMMs' pixel grid
         nb = _batch_chunk(max(C * kh * kw, O), Ho * Wg, x.itemsize, N)
         # No graph is recorded under no_grad: then the columns are never needed again.
         keep = grad_mode.enabled and C * kh * kw * N * Ho * Wg * x.itemsize <= _KEEP_COLS_MAX_BYTES
         w2 = weight.reshape(O, C // groups * kh * kw)
         out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
-        # Kept columns go to one array (chunk i is a block of its columns): thousands of chunk-sized
-        # arrays freed after backward would make malloc trim and page-fault them again every step.
-        kept = np.empty((C * kh * kw, N * Ho * Wg), dtype=x.dtype) if keep else None
+        # Kept columns go to one buffer (chunk i's (C * kh * kw, nb * Ho * Wg) matrix is one contiguous
+        # piece of it): thousands of chunk-sized arrays freed after backward would make malloc trim
+        # and page-fault them again every step.
+        kept = np.empty(C * kh * kw * N * Ho * Wg, dtype=x.dtype) if keep else None
 
         def chunk(i):  # images [n0, n0 + nb): the chunks are independent, glassnet's threads share them
             n0 = i * nb
             xc = x[n0 : n0 + nb]
             b = xc.shape[0]
-            dst = None if kept is None else kept[:, n0 * Ho * Wg : (n0 + b) * Ho * Wg]
-            if wide:
+            dst = None if kept is None else _kept_chunk(kept, C * kh * kw, n0, b, Ho * Wg)
+            if kernels is not None:
+                cols = np.empty((C * kh * kw, b * Ho * Wo), dtype=x.dtype) if dst is None else dst
+                kernels.im2col(xc, cols, kh, kw, sh, sw, dh, dw, pads[0], pads[2], Ho, Wo)
+            elif wide:
                 cols = _im2col_wide(xc, kh, kw, dh, dw, pads, Ho, out=dst)  # (C * kh * kw, nb * Ho * Wp)
             else:
                 cols = _im2col(xc, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, out=dst)  # (C * kh * kw, nb * Ho * Wo)
@@ -160,13 +173,13 @@ class Conv2d(Function):
                 out[n0 : n0 + nb] = res
 
         parallel_for(-(-N // nb), chunk)
-        self.cols, self.weight, self.chunk = kept, weight, nb
+        self.cols, self.weight, self.chunk, self.kernels = kept, weight, nb, kernels
         self.geometry = (x.shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, bias is not None, wide)
         return out[0] if self.unbatched else out
 
     def backward(self, grad_out):
         x_shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, has_bias, wide = self.geometry
-        weight, nb = self.weight, self.chunk
+        weight, nb, kernels = self.weight, self.chunk, self.kernels
         N, C, H, W = x_shape
         O = weight.shape[0]
         Wg = W + pads[2] + pads[3] if wide else Wo
@@ -175,6 +188,8 @@ class Conv2d(Function):
         parents = self.parents
         need_weight, need_x = parents[1].requires_grad, parents[0].requires_grad
         x = None if self.cols is not None or not need_weight else parents[0].data.reshape(x_shape)
+        if x is not None and kernels is not None:
+            x = np.ascontiguousarray(x)
         grad_x = np.empty(x_shape, dtype=grad_out.dtype) if need_x else None
         count = -(-N // nb)
         # Each chunk's bias and weight gradients, added up in chunk order afterwards (the same sums
@@ -193,7 +208,10 @@ class Conv2d(Function):
                 bias_parts[i] = g.sum(axis=1)
             if need_weight:
                 if self.cols is not None:
-                    cols = self.cols[:, n0 * Ho * Wg : (n0 + b) * Ho * Wg]
+                    cols = _kept_chunk(self.cols, C * kh * kw, n0, b, Ho * Wg)
+                elif kernels is not None:
+                    cols = np.empty((C * kh * kw, b * Ho * Wo), dtype=grad_out.dtype)
+                    kernels.im2col(x[n0 : n0 + nb], cols, kh, kw, sh, sw, dh, dw, pads[0], pads[2], Ho, Wo)
                 elif wide:  # rebuilt chunk by chunk rather than kept (see _KEEP_COLS_MAX_BYTES)
                     cols = _im2col_wide(x[n0 : n0 + nb], kh, kw, dh, dw, pads, Ho)
                 else:
@@ -201,7 +219,10 @@ class Conv2d(Function):
                 weight_parts[i] = _weight_grad(g, cols, groups)
             if need_x:
                 shape, dst = (b, C, H, W), grad_x[n0 : n0 + nb]
-                if wide:
+                if kernels is not None:
+                    gcols = _input_cols(g, weight, groups)
+                    kernels.col2im(gcols, dst, kh, kw, sh, sw, dh, dw, pads[0], pads[2], Ho, Wo)
+                elif wide:
                     _input_grad_wide(g, weight, shape, kh, kw, dh, dw, pads, Ho, groups, dst)
                 else:
                     _input_grad(g, weight, shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, out=dst)
@@ -233,6 +254,11 @@ def _batch_chunk(rows: int, pixels: int, itemsize: int, N: int) -> int:
     depend on the number of threads, so neither do the sums over chunks.
     """
     return max(1, min(-(-N // _MIN_CHUNKS), _CHUNK_BYTES // (rows * pixels * itemsize)))
+
+
+def _kept_chunk(kept, rows, n0, b, pixels):
+    """Chunk [n0, n0 + b)'s (rows, b * pixels) column matrix: one contiguous piece of the kept buffer."""
+    return kept[rows * n0 * pixels : rows * (n0 + b) * pixels].reshape(rows, b * pixels)
 
 
 def _forward_gemm(w2, cols, groups):
@@ -357,7 +383,6 @@ def _input_grad(g, weight, x_shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups
     O = weight.shape[0]
     top, bottom, left, right = pads
     Hp, Wp = H + top + bottom, W + left + right
-    Og, K, Cg = O // groups, C // groups * kh * kw, C // groups
     dtype = g.dtype
     grad_x = np.empty(x_shape, dtype=dtype) if out is None else out
     if wide is None:
@@ -366,20 +391,29 @@ def _input_grad(g, weight, x_shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups
         gw = np.zeros((O, N, Ho, Wp), dtype=dtype)  # g at columns [0, Wo) of the row-wide grid
         gw[:, :, :, :Wo] = g.reshape(O, N, Ho, Wo)
         return _input_grad_wide(gw.reshape(O, -1), weight, x_shape, kh, kw, dh, dw, pads, Ho, groups, grad_x)
-    w2 = weight.reshape(O, K)
     gxp = np.zeros((C, N, Hp, Wp), dtype=dtype)
-    for grp in range(groups):
-        gcols = w2[grp * Og : (grp + 1) * Og].T @ g[grp * Og : (grp + 1) * Og]  # (K, P)
-        cols = gcols.reshape(Cg, kh, kw, N, Ho, Wo)
-        dst = gxp[grp * Cg : (grp + 1) * Cg]
-        for i in range(kh):
-            r = i * dh
-            for j in range(kw):
-                s = j * dw
-                view = dst[:, :, r : r + sh * (Ho - 1) + 1 : sh, s : s + sw * (Wo - 1) + 1 : sw]
-                view += cols[:, i, j]
+    cols = _input_cols(g, weight, groups).reshape(C, kh, kw, N, Ho, Wo)
+    for i in range(kh):
+        r = i * dh
+        for j in range(kw):
+            s = j * dw
+            view = gxp[:, :, r : r + sh * (Ho - 1) + 1 : sh, s : s + sw * (Wo - 1) + 1 : sw]
+            view += cols[:, i, j]
     grad_x[...] = gxp[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3)
     return grad_x
+
+
+def _input_cols(g, weight, groups):
+    """The columns' gradient (C * kh * kw, P) = weight^T @ g (O, P), one GEMM per group."""
+    O = weight.shape[0]
+    w2 = weight.reshape(O, -1)
+    if groups == 1:
+        return w2.T @ g
+    Og, K = O // groups, w2.shape[1]
+    gcols = np.empty((groups * K, g.shape[1]), dtype=g.dtype)
+    for grp in range(groups):
+        np.matmul(w2[grp * Og : (grp + 1) * Og].T, g[grp * Og : (grp + 1) * Og], out=gcols[grp * K : (grp + 1) * K])
+    return gcols
 
 
 def _input_grad_wide(gw, weight, x_shape, kh, kw, dh, dw, pads, Ho, groups, out):
@@ -391,22 +425,16 @@ def _input_grad_wide(gw, weight, x_shape, kh, kw, dh, dw, pads, Ho, groups, out)
     shifts. Writes dx into ``out``.
     """
     N, C, H, W = x_shape
-    O = weight.shape[0]
     top, bottom, left, right = pads
     Hp, Wp = H + top + bottom, W + left + right
-    Og, K, Cg = O // groups, C // groups * kh * kw, C // groups
     L = Ho * Wp
-    w2 = weight.reshape(O, K)
     gxp = np.zeros((C, N, Hp * Wp + dw * (kw - 1)), dtype=gw.dtype)
-    for grp in range(groups):
-        gcols = w2[grp * Og : (grp + 1) * Og].T @ gw[grp * Og : (grp + 1) * Og]  # (K, N * L)
-        cols = gcols.reshape(Cg, kh * kw, N, L)
-        dst = gxp[grp * Cg : (grp + 1) * Cg]
-        for i in range(kh):
-            for j in range(kw):
-                shift = i * dh * Wp + j * dw
-                view = dst[:, :, shift : shift + L]
-                view += cols[:, i * kw + j]
+    cols = _input_cols(gw, weight, groups).reshape(C, kh * kw, N, L)
+    for i in range(kh):
+        for j in range(kw):
+            shift = i * dh * Wp + j * dw
+            view = gxp[:, :, shift : shift + L]
+            view += cols[:, i * kw + j]
     planes = gxp[:, :, : Hp * Wp].reshape(C, N, Hp, Wp)
     out[...] = planes[:, :, top : top + H, left : left + W].transpose(1, 0, 2, 3)
     return out

@@ -15,7 +15,11 @@ from glassnet.ops.conv import Conv2d
 from tests.helpers import OpSpec, check_against_torch, check_backward_linear, check_finite_differences
 
 # torch warns that padding='same' with an even kernel copies the input; that is its business.
-pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
+# Every test here runs on the pure NumPy kernels and on the compiled ones (glassnet[fast]).
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning"),
+    pytest.mark.usefixtures("kernel_path"),
+]
 
 
 def conv_spec(name, x_shape, w_shape, bias=True, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):

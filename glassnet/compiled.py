@@ -1,0 +1,82 @@
+"""The switch for glassnet's optional compiled kernels (``pip install "glassnet[fast]"``, numba).
+
+With numba installed, convolution runs compiled im2col and col2im kernels, one
+pass each, that release the GIL for a whole batch chunk (``glassnet/_numba_kernels.py``); without
+it, or with ``GLASSNET_NUMBA=0`` in the environment, or after ``set_enabled(False)``, they run the
+pure NumPy path, which is the reference: the tests compare the two. Like PyTorch's
+``torch.backends.mkldnn``, the fast path is used when it is there, and can be turned off.
+
+Example:
+    >>> import glassnet as gn
+    >>> with gn.compiled.flags(enabled=False):
+    ...     gn.compiled.is_enabled()
+    False
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import warnings
+
+__all__ = ["flags", "is_available", "is_enabled", "kernels", "set_enabled"]
+
+_wanted = os.environ.get("GLASSNET_NUMBA", "1").strip().lower() not in ("0", "false", "no", "off")
+_module = None  # glassnet._numba_kernels once imported
+_failed = False  # numba is installed but would not import
+
+
+def is_available() -> bool:
+    """True when numba is installed and imports (the extra ``glassnet[fast]``)."""
+    if _failed:
+        return False
+    return _module is not None or importlib.util.find_spec("numba") is not None
+
+
+def is_enabled() -> bool:
+    """True when the ops use the compiled kernels (numba is available and they are switched on)."""
+    return _wanted and is_available()
+
+
+def set_enabled(enabled: bool) -> None:
+    """Switch the compiled kernels on or off for the whole process; on needs numba."""
+    global _wanted
+    if enabled and not is_available():
+        raise RuntimeError('glassnet.compiled: numba is not installed; pip install "glassnet[fast]"')
+    _wanted = bool(enabled)
+
+
+@contextlib.contextmanager
+def flags(enabled: bool):
+    """Within the block, the compiled kernels are on or off (restored afterwards)."""
+    global _wanted
+    before = _wanted
+    set_enabled(enabled)
+    try:
+        yield
+    finally:
+        _wanted = before
+
+
+def kernels():
+    """The compiled kernels module when enabled, else None (the ops then run the NumPy path)."""
+    global _module, _failed
+    if not _wanted or _failed:
+        return None
+    if _module is None:
+        if importlib.util.find_spec("numba") is None:
+            return None
+        try:
+            from glassnet import _numba_kernels
+        except Exception as error:  # a numba that does not match this NumPy, say
+            _failed = True
+            warnings.warn(
+                f"glassnet.compiled: numba would not import ({type(error).__name__}: {error}); "
+                "glassnet runs its NumPy kernels",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return None
+        _module = _numba_kernels
+    return _module

@@ -1,0 +1,152 @@
+"""The compiled kernels (glassnet[fast], numba) against the pure NumPy path they replace, and the switch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import glassnet as gn
+from glassnet.ops import conv
+from tests.helpers import require_in_ci
+
+
+@pytest.fixture
+def kernels():
+    """The compiled kernels module; skipped without numba (and failing in CI, where it is installed)."""
+    if not gn.compiled.is_available():
+        require_in_ci("numba")
+        pytest.skip("numba is not installed (glassnet[fast])")
+    return gn.compiled.kernels()
+
+
+geometries = st.fixed_dictionaries(
+    {
+        "N": st.integers(1, 3),
+        "C": st.integers(1, 3),
+        "H": st.integers(1, 9),
+        "W": st.integers(1, 9),
+        "kh": st.integers(1, 4),
+        "kw": st.integers(1, 4),
+        "sh": st.integers(1, 3),
+        "sw": st.integers(1, 3),
+        "dh": st.integers(1, 2),
+        "dw": st.integers(1, 2),
+        "top": st.integers(0, 3),
+        "bottom": st.integers(0, 3),
+        "left": st.integers(0, 3),
+        "right": st.integers(0, 3),
+    }
+)
+
+
+def _output_size(g):
+    Ho = conv.conv_output_size(g["H"], g["kh"], g["sh"], g["top"] + g["bottom"], g["dh"])
+    Wo = conv.conv_output_size(g["W"], g["kw"], g["sw"], g["left"] + g["right"], g["dw"])
+    return Ho, Wo
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(g=geometries, dtype=st.sampled_from([np.float32, np.float64]))
+def test_im2col_and_col2im_equal_the_numpy_path_bit_for_bit(kernels, g, dtype):
+    Ho, Wo = _output_size(g)
+    if Ho < 1 or Wo < 1:
+        return
+    rng = np.random.default_rng(0)
+    N, C, kh, kw = g["N"], g["C"], g["kh"], g["kw"]
+    x = rng.standard_normal((N, C, g["H"], g["W"])).astype(dtype)
+    pads = (g["top"], g["bottom"], g["left"], g["right"])
+    args = (kh, kw, g["sh"], g["sw"], g["dh"], g["dw"])
+
+    expected = conv._im2col(x, *args, pads, Ho, Wo)
+    cols = np.full_like(expected, np.nan)  # every element must be written
+    kernels.im2col(x, cols, *args, g["top"], g["left"], Ho, Wo)
+    np.testing.assert_array_equal(cols, expected)
+
+    # col2im through the NumPy path's narrow input gradient: weight = identity over the columns.
+    K = C * kh * kw
+    weight = np.eye(K, dtype=dtype).reshape(K, C, kh, kw)
+    grad_cols = rng.standard_normal((K, N * Ho * Wo)).astype(dtype)
+    expected = conv._input_grad(grad_cols, weight, x.shape, *args, pads, Ho, Wo, 1, wide=False)
+    grad_x = np.full_like(x, np.nan)  # every element must be written
+    kernels.col2im(grad_cols, grad_x, *args, g["top"], g["left"], Ho, Wo)
+    np.testing.assert_array_equal(grad_x, expected)
+
+
+def _lenet_steps(seed):
+    """Three SGD steps of a small CNN with stride, padding and pooling; returns the final parameters."""
+    gn.manual_seed(seed)
+    model = gn.nn.Sequential(
+        gn.nn.Conv2d(2, 4, 5, padding=2),
+        gn.nn.ReLU(),
+        gn.nn.MaxPool2d(2),
+        gn.nn.Conv2d(4, 6, 3, stride=2, padding=1),
+        gn.nn.ReLU(),
+        gn.nn.Flatten(),
+        gn.nn.Linear(6 * 4 * 4, 3),
+    )
+    optimizer = gn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        x = gn.tensor(rng.standard_normal((20, 2, 16, 16), dtype=np.float32))
+        y = gn.tensor(rng.integers(0, 3, 20))
+        loss = gn.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return {name: p.numpy().copy() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_steps_agree_with_the_numpy_path(kernels, threads):
+    gn.set_num_threads(threads)
+    with gn.compiled.flags(enabled=False):
+        reference = _lenet_steps(0)
+    with gn.compiled.flags(enabled=True):
+        compiled = _lenet_steps(0)
+    for name, value in reference.items():
+        # The same column values and the same col2im sums; only the GEMMs' shapes differ (no wide grid).
+        np.testing.assert_allclose(compiled[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_non_contiguous_input_and_gradient(kernels):
+    rng = np.random.default_rng(1)
+    x_data = rng.standard_normal((3, 5, 6, 2), dtype=np.float32).transpose(0, 3, 1, 2)  # not contiguous
+    w_data = rng.standard_normal((4, 2, 3, 3), dtype=np.float32)
+    results = []
+    for enabled in (False, True):
+        with gn.compiled.flags(enabled=enabled):
+            x = gn.tensor(x_data, requires_grad=True)
+            w = gn.tensor(w_data, requires_grad=True)
+            out = gn.nn.functional.conv2d(x, w, padding=1)
+            out.sum().backward()  # an expanded (zero-stride) output gradient
+            results.append((out.numpy(), x.grad.numpy(), w.grad.numpy()))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_switch():
+    available = gn.compiled.is_available()
+    with gn.compiled.flags(enabled=False):
+        assert not gn.compiled.is_enabled()
+        assert gn.compiled.kernels() is None
+    if available:
+        with gn.compiled.flags(enabled=True):
+            assert gn.compiled.is_enabled()
+            assert gn.compiled.kernels() is not None
+    else:
+        with pytest.raises(RuntimeError, match=r"glassnet\[fast\]"):
+            gn.compiled.set_enabled(True)
+
+
+def test_environment_variable_turns_the_kernels_off():
+    code = "import glassnet as gn; print(gn.compiled.is_enabled(), gn.compiled.kernels())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={"GLASSNET_NUMBA": "0", "PATH": ""}, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "None"]
