@@ -501,6 +501,8 @@ def print_result(r: dict) -> None:
 
 def main(args: argparse.Namespace) -> None:
     clock = time.thread_time if args.threads == 1 else time.perf_counter
+    if args.threads > 1:
+        gn.set_num_threads(args.threads)  # glassnet's pool too, as bench_train.py gives it
     print(
         f"glassnet {gn.__version__}, numpy {np.__version__}, BLAS {_common.blas_description()}; "
         f"{args.threads} thread(s), clock {clock.__name__}, {args.steps} steps per measurement"

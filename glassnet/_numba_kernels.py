@@ -1,8 +1,8 @@
-"""The compiled kernels of ``glassnet[fast]``: im2col and col2im, each one pass, in numba.
+"""The compiled kernels of ``glassnet[fast]``: im2col, col2im and 2x2 max pooling, each one pass, in numba.
 
 The only file that imports numba; ``glassnet.compiled`` loads it on first use and the ops call it
 through ``compiled.kernels()``. Each kernel does the same arithmetic as the NumPy path it replaces
-(``glassnet/ops/conv.py``), which stays the reference; the tests compare
+(``glassnet/ops/conv.py``, ``glassnet/ops/pool.py``), which stays the reference; the tests compare
 the two. What the compiled kernels gain:
 
 - one call per batch chunk that releases the GIL for all of it (``nogil=True``), so glassnet's
@@ -102,3 +102,73 @@ def col2im(cols, grad_x, kh, kw, sh, sw, dh, dw, top, left, Ho, Wo):
                         else:
                             for wo in range(lo, hi):
                                 gf[np.uint64(dst + wo * sw)] += cf[np.uint64(src + wo)]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _maximum(a, b):
+    """np.maximum for two scalars: the larger, or NaN when either is NaN (a select, no branch)."""
+    return a if (a > b) | (a != a) else b
+
+
+@_jit
+def max_pool2x2(x, out):
+    """MaxPool2d(2): out[n, c, ho, wo] = the maximum of x[n, c, 2ho:2ho+2, 2wo:2wo+2] (NaN wins).
+
+    Only the usual 2x2 windows with stride 2 are compiled: a general window loop compares with
+    branches that random data mispredicts (measured 3-6x slower than NumPy's chained maximum),
+    where this one is four loads and three selects per output (3x faster than NumPy).
+    """
+    N, C, H, W = x.shape
+    Ho, Wo = out.shape[2], out.shape[3]
+    xf, of = x.ravel(), out.ravel()
+    for p in range(N * C):
+        plane = p * H * W
+        for ho in range(Ho):
+            r0 = plane + 2 * ho * W
+            r1 = r0 + W
+            o = (p * Ho + ho) * Wo
+            for wo in range(Wo):
+                a = xf[np.uint64(r0 + 2 * wo)]
+                b = xf[np.uint64(r0 + 2 * wo + 1)]
+                c = xf[np.uint64(r1 + 2 * wo)]
+                d = xf[np.uint64(r1 + 2 * wo + 1)]
+                of[np.uint64(o + wo)] = _maximum(_maximum(_maximum(a, b), c), d)
+
+
+@_jit
+def max_pool2x2_backward(x, out, grad_out, grad_x):
+    """MaxPool2d(2)'s input gradient: each window's gradient to its first maximum in row-major order.
+
+    A NaN counts as a maximum (as the NumPy path's ``_is_max``); every element of grad_x is written,
+    those past the last window row or column with zero.
+    """
+    N, C, H, W = x.shape
+    Ho, Wo = out.shape[2], out.shape[3]
+    xf, of, gof, gxf = x.ravel(), out.ravel(), grad_out.ravel(), grad_x.ravel()
+    zero = grad_x.dtype.type(0)
+    for p in range(N * C):
+        plane = p * H * W
+        for ho in range(Ho):
+            r0 = plane + 2 * ho * W
+            r1 = r0 + W
+            o = (p * Ho + ho) * Wo
+            for wo in range(Wo):
+                m = of[np.uint64(o + wo)]
+                g = gof[np.uint64(o + wo)]
+                a = xf[np.uint64(r0 + 2 * wo)]
+                b = xf[np.uint64(r0 + 2 * wo + 1)]
+                c = xf[np.uint64(r1 + 2 * wo)]
+                hit_a = (a == m) | (a != a)
+                hit_b = ((b == m) | (b != b)) & ~hit_a
+                hit_c = ((c == m) | (c != c)) & ~(hit_a | hit_b)
+                hit_d = ~(hit_a | hit_b | hit_c)
+                gxf[np.uint64(r0 + 2 * wo)] = g if hit_a else zero
+                gxf[np.uint64(r0 + 2 * wo + 1)] = g if hit_b else zero
+                gxf[np.uint64(r1 + 2 * wo)] = g if hit_c else zero
+                gxf[np.uint64(r1 + 2 * wo + 1)] = g if hit_d else zero
+            for w in range(2 * Wo, W):  # an odd width: the last column is in no window
+                gxf[np.uint64(r0 + w)] = zero
+                gxf[np.uint64(r1 + w)] = zero
+        for h in range(2 * Ho, H):  # an odd height: the last row is in no window
+            for w in range(W):
+                gxf[np.uint64(plane + h * W + w)] = zero

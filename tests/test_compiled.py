@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import glassnet as gn
 from glassnet.ops import conv
+from glassnet.ops.pool import MaxPool2d
 from tests.helpers import require_in_ci
 
 
@@ -75,6 +76,27 @@ def test_im2col_and_col2im_equal_the_numpy_path_bit_for_bit(kernels, g, dtype):
     grad_x = np.full_like(x, np.nan)  # every element must be written
     kernels.col2im(grad_cols, grad_x, *args, g["top"], g["left"], Ho, Wo)
     np.testing.assert_array_equal(grad_x, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 2, 8, 8), (2, 3, 7, 9), (1, 1, 2, 2), (2, 2, 5, 1 + 2)])
+def test_max_pool2x2_equals_the_numpy_path_bit_for_bit(kernels, shape, dtype):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape).astype(dtype)
+    x[:, :, ::3, ::2] = 0.25  # ties inside windows: the first maximum takes the gradient
+    x[0, 0, 0, 1] = np.nan  # a NaN wins its window, wherever it stands in it
+    x[-1, -1, -1, 0] = -np.inf
+    x[-1, 0, :2, :2] = -np.inf  # a window of -inf only
+    grad_out = rng.standard_normal((shape[0], shape[1], shape[2] // 2, shape[3] // 2)).astype(dtype)
+    results = []
+    for enabled in (False, True):
+        with gn.compiled.flags(enabled=enabled):
+            op = MaxPool2d()
+            out = op.forward(x, (2, 2), (2, 2))
+            results.append((out, op.backward(grad_out)))
+    (out_np, grad_np), (out_c, grad_c) = results
+    np.testing.assert_array_equal(out_c, out_np)
+    np.testing.assert_array_equal(grad_c, grad_np)
 
 
 def _lenet_steps(seed):

@@ -164,6 +164,7 @@ def test_conv2d_same_on_one_and_two_threads(name):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.usefixtures("kernel_path")
 @pytest.mark.parametrize("kernel,stride", [(2, 2), (3, 2)])
 def test_pool_and_relu_same_on_one_and_two_threads(kernel, stride):
     data = np.random.default_rng(2).standard_normal((64, 8, 28, 28), dtype=np.float32)

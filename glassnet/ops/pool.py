@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from glassnet import _parallel as parallel
+from glassnet import compiled
 from glassnet.autograd.function import Function, GlassnetError
 from glassnet.ops.conv import _pair, conv_output_size
 
@@ -100,8 +101,17 @@ class MaxPool2d(Function):
     def forward(self, x, kernel_size, stride=None, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
         *geometry, x4 = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
         kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo = geometry
-        xp = _padded(x4, ph, pw, -np.inf)
         out = np.empty(x4.shape[:2] + (Ho, Wo), dtype=x.dtype)
+        # MaxPool2d(2) has a compiled kernel (glassnet[fast]): one pass, no GIL, per block of images.
+        self.kernels = compiled.kernels() if (kh, kw, sh, sw) == (2, 2, 2, 2) and _disjoint(geometry) else None
+        if self.kernels is not None:
+            x4 = np.ascontiguousarray(x4)
+            blocks = _batch_blocks(x4)
+            kernel = self.kernels.max_pool2x2
+            parallel.parallel_for(len(blocks), lambda i: kernel(x4[blocks[i]], out[blocks[i]]))
+            self.x, self.out, self.geometry, self.unbatched = x4, out, geometry, x.ndim == 3
+            return out[0] if self.unbatched else out
+        xp = _padded(x4, ph, pw, -np.inf)
         blocks = _batch_blocks(xp)
 
         def block(i):  # each block's views are read while it is in the cache; threads share the blocks
@@ -124,6 +134,14 @@ class MaxPool2d(Function):
         kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo = geometry
         if self.unbatched:
             grad_out = grad_out[None]
+        if self.kernels is not None:
+            kernel, grad_out = self.kernels.max_pool2x2_backward, np.ascontiguousarray(grad_out)
+            grad_x = np.empty(x.shape, dtype=grad_out.dtype)
+            blocks = _batch_blocks(x)
+            parallel.parallel_for(
+                len(blocks), lambda i: kernel(x[blocks[i]], out[blocks[i]], grad_out[blocks[i]], grad_x[blocks[i]])
+            )
+            return grad_x[0] if self.unbatched else grad_x
         nan = np.isnan(out).any()
         if _disjoint(geometry) and np.isfinite(grad_out).all():
             grad_x = np.empty(x.shape, dtype=grad_out.dtype)

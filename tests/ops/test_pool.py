@@ -13,6 +13,9 @@ import glassnet as gn
 from glassnet.ops.pool import AvgPool2d, MaxPool2d
 from tests.helpers import OpSpec, check_against_torch, check_backward_linear, check_finite_differences
 
+# Every test here runs on the pure NumPy kernels and on the compiled ones (glassnet[fast]).
+pytestmark = pytest.mark.usefixtures("kernel_path")
+
 
 def max_spec(name, shape, kernel_size, stride=None, padding=(0, 0), dilation=(1, 1)):
     options = dict(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
