@@ -1,7 +1,7 @@
 """The switch for glassnet's optional compiled kernels (``pip install "glassnet[fast]"``, numba).
 
-With numba installed, convolution runs compiled im2col and col2im kernels, one
-pass each, that release the GIL for a whole batch chunk (``glassnet/_numba_kernels.py``); without
+With numba installed, convolution's im2col and col2im and ``MaxPool2d(2)`` run compiled kernels,
+one pass each, that release the GIL for a whole batch chunk (``glassnet/_numba_kernels.py``); without
 it, or with ``GLASSNET_NUMBA=0`` in the environment, or after ``set_enabled(False)``, they run the
 pure NumPy path, which is the reference: the tests compare the two. Like PyTorch's
 ``torch.backends.mkldnn``, the fast path is used when it is there, and can be turned off.

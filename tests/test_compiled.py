@@ -22,7 +22,8 @@ def kernels():
     if not gn.compiled.is_available():
         require_in_ci("numba")
         pytest.skip("numba is not installed (glassnet[fast])")
-    return gn.compiled.kernels()
+    with gn.compiled.flags(enabled=True):  # also under GLASSNET_NUMBA=0
+        return gn.compiled.kernels()
 
 
 geometries = st.fixed_dictionaries(

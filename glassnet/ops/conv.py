@@ -10,7 +10,7 @@ one transposing copy, fused with the bias addition, gives NCHW.
 The batch goes through in chunks of a few images (about 2 MiB of columns each): a chunk's columns
 are still in the cache when its GEMM reads them, no temporary grows with the batch, and the backward
 sums the chunks' weight-gradient GEMMs (short inner dimensions run faster than one huge one). The
-columns are kept for the weight gradient when they are small (at most 16 MiB), else rebuilt chunk by
+columns are kept for the weight gradient when they are small (at most 12 MiB), else rebuilt chunk by
 chunk in backward from the input, which the graph holds anyway (peak memory before speed there).
 
 Stride 1 with little padding uses a "row-wide" grid: rows are computed over the whole padded width
@@ -244,7 +244,7 @@ _MIN_CHUNKS = 8
 _WIDE_MAX_RATIO = 1.5
 _WIDE_COLS_MAX_RATIO = 1.2
 _WIDE_COLS_MIN_ROWS = 64
-_KEEP_COLS_MAX_BYTES = 16 << 20
+_KEEP_COLS_MAX_BYTES = 12 << 20
 
 
 def _batch_chunk(rows: int, pixels: int, itemsize: int, N: int) -> int:
