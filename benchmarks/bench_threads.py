@@ -67,7 +67,8 @@ def main() -> None:
     def use(mode):
         if mode in ("glassnet", "numpy", "compiled"):
             gn.set_num_threads(args.threads)
-            gn.compiled.set_enabled(mode == "compiled")
+            if args.compare == "kernels":
+                gn.compiled.set_enabled(mode == "compiled")
         else:
             gn.set_num_threads(1)
             _parallel._set_blas_threads(args.threads)

@@ -110,6 +110,16 @@ def _maximum(a, b):
     return a if (a > b) | (a != a) else b
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _window2x2(xf, r0, r1, wo):
+    """The window (2 wo, 2 wo + 1) of the flat rows starting at r0 and r1, in row-major order."""
+    a = xf[np.uint64(r0 + 2 * wo)]
+    b = xf[np.uint64(r0 + 2 * wo + 1)]
+    c = xf[np.uint64(r1 + 2 * wo)]
+    d = xf[np.uint64(r1 + 2 * wo + 1)]
+    return a, b, c, d
+
+
 @_jit
 def max_pool2x2(x, out):
     """MaxPool2d(2): out[n, c, ho, wo] = the maximum of x[n, c, 2ho:2ho+2, 2wo:2wo+2] (NaN wins).
@@ -128,10 +138,7 @@ def max_pool2x2(x, out):
             r1 = r0 + W
             o = (p * Ho + ho) * Wo
             for wo in range(Wo):
-                a = xf[np.uint64(r0 + 2 * wo)]
-                b = xf[np.uint64(r0 + 2 * wo + 1)]
-                c = xf[np.uint64(r1 + 2 * wo)]
-                d = xf[np.uint64(r1 + 2 * wo + 1)]
+                a, b, c, d = _window2x2(xf, r0, r1, wo)
                 of[np.uint64(o + wo)] = _maximum(_maximum(_maximum(a, b), c), d)
 
 
@@ -155,9 +162,7 @@ def max_pool2x2_backward(x, out, grad_out, grad_x):
             for wo in range(Wo):
                 m = of[np.uint64(o + wo)]
                 g = gof[np.uint64(o + wo)]
-                a = xf[np.uint64(r0 + 2 * wo)]
-                b = xf[np.uint64(r0 + 2 * wo + 1)]
-                c = xf[np.uint64(r1 + 2 * wo)]
+                a, b, c, _ = _window2x2(xf, r0, r1, wo)  # the last element takes what is left
                 hit_a = (a == m) | (a != a)
                 hit_b = ((b == m) | (b != b)) & ~hit_a
                 hit_c = ((c == m) | (c != c)) & ~(hit_a | hit_b)

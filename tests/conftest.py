@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 import glassnet as gn
-from tests.helpers import require_in_ci
+from tests.helpers import require_in_ci, skip_without_numba
 
 
 def _import_torch():
     try:
         import torch
     except ImportError:
-        if os.environ.get("CI", "").lower() == "true":
-            raise RuntimeError("CI=true but torch is not installed: the PyTorch oracle tests must run in CI") from None
+        require_in_ci("torch")
         return None
     torch.set_num_threads(1)
     return torch
@@ -36,9 +33,8 @@ def torch():
 @pytest.fixture(params=["numpy", "compiled"])
 def kernel_path(request):
     """Runs the test on the pure NumPy kernels and on the compiled ones (glassnet[fast], numba)."""
-    if request.param == "compiled" and not gn.compiled.is_available():
-        require_in_ci("numba")
-        pytest.skip("numba is not installed (glassnet[fast])")
+    if request.param == "compiled":
+        skip_without_numba()
     with gn.compiled.flags(enabled=request.param == "compiled"):
         yield request.param
 

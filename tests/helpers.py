@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 
 import glassnet as gn
 
@@ -28,6 +29,13 @@ def require_in_ci(package: str) -> None:
     """Fail (instead of skipping) when CI=true and ``package``, a test dependency, is missing."""
     if os.environ.get("CI", "").lower() == "true":
         raise RuntimeError(f"CI=true but {package} is not installed: the tests that need it must run in CI")
+
+
+def skip_without_numba() -> None:
+    """Skip the test when numba (glassnet[fast]) is missing; fail in CI, where it is installed."""
+    if not gn.compiled.is_available():
+        require_in_ci("numba")
+        pytest.skip("numba is not installed (glassnet[fast])")
 
 
 def numerical_grad(fn, arrays, index, eps=1e-6):

@@ -13,15 +13,13 @@ from hypothesis import strategies as st
 import glassnet as gn
 from glassnet.ops import conv
 from glassnet.ops.pool import MaxPool2d
-from tests.helpers import require_in_ci
+from tests.helpers import skip_without_numba
 
 
 @pytest.fixture
 def kernels():
     """The compiled kernels module; skipped without numba (and failing in CI, where it is installed)."""
-    if not gn.compiled.is_available():
-        require_in_ci("numba")
-        pytest.skip("numba is not installed (glassnet[fast])")
+    skip_without_numba()
     with gn.compiled.flags(enabled=True):  # also under GLASSNET_NUMBA=0
         return gn.compiled.kernels()
 

@@ -159,13 +159,7 @@ class Conv2d(Function):
             xc = x[n0 : n0 + nb]
             b = xc.shape[0]
             dst = None if kept is None else _kept_chunk(kept, C * kh * kw, n0, b, Ho * Wg)
-            if kernels is not None:
-                cols = np.empty((C * kh * kw, b * Ho * Wo), dtype=x.dtype) if dst is None else dst
-                kernels.im2col(xc, cols, kh, kw, sh, sw, dh, dw, pads[0], pads[2], Ho, Wo)
-            elif wide:
-                cols = _im2col_wide(xc, kh, kw, dh, dw, pads, Ho, out=dst)  # (C * kh * kw, nb * Ho * Wp)
-            else:
-                cols = _im2col(xc, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, out=dst)  # (C * kh * kw, nb * Ho * Wo)
+            cols = _columns(xc, kernels, wide, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, out=dst)
             res = _forward_gemm(w2, cols, groups).reshape(O, -1, Ho, Wg)[..., :Wo].transpose(1, 0, 2, 3)
             if bias is not None:
                 np.add(res, bias[:, None, None], out=out[n0 : n0 + nb])
@@ -209,13 +203,8 @@ class Conv2d(Function):
             if need_weight:
                 if self.cols is not None:
                     cols = _kept_chunk(self.cols, C * kh * kw, n0, b, Ho * Wg)
-                elif kernels is not None:
-                    cols = np.empty((C * kh * kw, b * Ho * Wo), dtype=grad_out.dtype)
-                    kernels.im2col(x[n0 : n0 + nb], cols, kh, kw, sh, sw, dh, dw, pads[0], pads[2], Ho, Wo)
-                elif wide:  # rebuilt chunk by chunk rather than kept (see _KEEP_COLS_MAX_BYTES)
-                    cols = _im2col_wide(x[n0 : n0 + nb], kh, kw, dh, dw, pads, Ho)
-                else:
-                    cols = _im2col(x[n0 : n0 + nb], kh, kw, sh, sw, dh, dw, pads, Ho, Wo)
+                else:  # rebuilt chunk by chunk rather than kept (see _KEEP_COLS_MAX_BYTES)
+                    cols = _columns(x[n0 : n0 + nb], kernels, wide, kh, kw, sh, sw, dh, dw, pads, Ho, Wo)
                 weight_parts[i] = _weight_grad(g, cols, groups)
             if need_x:
                 shape, dst = (b, C, H, W), grad_x[n0 : n0 + nb]
@@ -254,6 +243,18 @@ def _batch_chunk(rows: int, pixels: int, itemsize: int, N: int) -> int:
     depend on the number of threads, so neither do the sums over chunks.
     """
     return max(1, min(-(-N // _MIN_CHUNKS), _CHUNK_BYTES // (rows * pixels * itemsize)))
+
+
+def _columns(x, kernels, wide, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, out=None):
+    """A chunk's column matrix (C * kh * kw, N * Ho * Wg), by the compiled kernel, the row-wide or the narrow im2col."""
+    if kernels is not None:
+        N, C = x.shape[:2]
+        cols = np.empty((C * kh * kw, N * Ho * Wo), dtype=x.dtype) if out is None else out
+        kernels.im2col(x, cols, kh, kw, sh, sw, dh, dw, pads[0], pads[2], Ho, Wo)
+        return cols
+    if wide:
+        return _im2col_wide(x, kh, kw, dh, dw, pads, Ho, out=out)
+    return _im2col(x, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, out=out)
 
 
 def _kept_chunk(kept, rows, n0, b, pixels):

@@ -105,17 +105,16 @@ class MaxPool2d(Function):
         # MaxPool2d(2) has a compiled kernel (glassnet[fast]): one pass, no GIL, per block of images.
         self.kernels = compiled.kernels() if (kh, kw, sh, sw) == (2, 2, 2, 2) and _disjoint(geometry) else None
         if self.kernels is not None:
-            x4 = np.ascontiguousarray(x4)
-            blocks = _batch_blocks(x4)
-            kernel = self.kernels.max_pool2x2
-            parallel.parallel_for(len(blocks), lambda i: kernel(x4[blocks[i]], out[blocks[i]]))
-            self.x, self.out, self.geometry, self.unbatched = x4, out, geometry, x.ndim == 3
-            return out[0] if self.unbatched else out
-        xp = _padded(x4, ph, pw, -np.inf)
+            xp = x4 = np.ascontiguousarray(x4)
+        else:
+            xp = _padded(x4, ph, pw, -np.inf)
         blocks = _batch_blocks(xp)
 
         def block(i):  # each block's views are read while it is in the cache; threads share the blocks
             blk = blocks[i]
+            if self.kernels is not None:
+                self.kernels.max_pool2x2(xp[blk], out[blk])
+                return
             views = _window_views(xp[blk], kh, kw, sh, sw, dh, dw, Ho, Wo)
             dst = out[blk]
             if len(views) == 1:
