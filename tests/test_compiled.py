@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import glassnet as gn
 from glassnet.ops import conv
+from glassnet.ops.norm import BatchNorm
 from glassnet.ops.pool import MaxPool2d
 from tests.helpers import skip_without_numba
 
@@ -96,6 +97,51 @@ def test_max_pool2x2_equals_the_numpy_path_bit_for_bit(kernels, shape, dtype):
     (out_np, grad_np), (out_c, grad_c) = results
     np.testing.assert_array_equal(out_c, out_np)
     np.testing.assert_array_equal(grad_c, grad_np)
+
+
+def _batch_norm(x_data, grad_data, training, enabled):
+    """BatchNorm forward and backward on one path: output, the three gradients and the running statistics."""
+    C = x_data.shape[1]
+    rng = np.random.default_rng(5)
+    weight, bias = (gn.tensor(rng.standard_normal(C).astype(x_data.dtype), requires_grad=True) for _ in range(2))
+    running_mean = rng.standard_normal(C).astype(x_data.dtype)
+    running_var = rng.uniform(0.5, 2, C).astype(x_data.dtype)
+    with gn.compiled.flags(enabled=enabled):
+        x = gn.tensor(x_data, requires_grad=True)
+        out = BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var, training=training)
+        out.backward(gn.tensor(grad_data))
+    return [out.numpy(), x.grad.numpy(), weight.grad.numpy(), bias.grad.numpy(), running_mean, running_var]
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize(
+    "shape,dtype,rtol",
+    [((64, 8, 12, 12), np.float32, 2e-5), ((5, 3, 7), np.float64, 1e-12), ((9, 4), np.float32, 2e-5)],
+)
+def test_batch_norm_agrees_with_the_numpy_path(kernels, shape, dtype, rtol, training):
+    # Far from zero (mean 40, std 0.5): the float64 sums must not cancel where the NumPy path centres first.
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal(shape) * 0.5 + 40).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    reference = _batch_norm(x, g, training, enabled=False)
+    compiled = _batch_norm(x, g, training, enabled=True)
+    names = ["out", "grad x", "grad weight", "grad bias", "running mean", "running var"]
+    for name, a, b in zip(names, reference, compiled):
+        scale = np.abs(a).max()
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * scale, err_msg=name)
+
+
+def test_batch_norm_non_contiguous_input_and_nan(kernels):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((6, 5, 4, 3), dtype=np.float32).transpose(0, 3, 1, 2)  # (6, 3, 5, 4), strided
+    g = rng.standard_normal((6, 3, 5, 4), dtype=np.float32)[..., ::-1]
+    for a, b in zip(_batch_norm(x, g, True, False), _batch_norm(x, g, True, True)):
+        np.testing.assert_allclose(b, a, rtol=2e-5, atol=2e-5)
+    x = np.ascontiguousarray(x)
+    x[2, 1, 3, 0] = np.nan  # a NaN reaches its channel's statistics, outputs and gradients, and only those
+    out, grad_x, grad_w = _batch_norm(x, g, True, True)[:3]
+    assert np.isnan(out[:, 1]).all() and np.isnan(grad_x[:, 1]).all() and np.isnan(grad_w[1])
+    assert np.isfinite(np.delete(out, 1, axis=1)).all() and np.isfinite(np.delete(grad_w, 1)).all()
 
 
 def _lenet_steps(seed):

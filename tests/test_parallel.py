@@ -207,6 +207,7 @@ def test_lenet_training_same_on_one_and_two_threads():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.usefixtures("kernel_path")
 @pytest.mark.parametrize("training", [True, False])
 def test_batch_norm_same_on_one_and_two_threads(training):
     data = np.random.default_rng(4).standard_normal((64, 16, 20, 20), dtype=np.float32) * 3 + 5

@@ -8,6 +8,11 @@ backward needs only per-channel sums of g and g * x (combined in float64) and th
 pass dx = g * a + x * b + c, so it allocates nothing of the input's size but dx.
 Per-channel sums and dot products reduce each (n, c) row with BLAS (a matrix-vector product, or a
 batched dot for long rows), then add the N partial results in float64: fast and accurate.
+
+With the compiled kernels (``glassnet[fast]``), training makes two passes each way: forward, the
+per-channel sum and sum of squares in float64 (shifted by one of the channel's values, so that
+the variance does not cancel), then the affine map; backward, the sums of g and g * (x - mean),
+then dx. The NumPy path makes five and three.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from glassnet import _parallel as parallel
+from glassnet import compiled
 from glassnet.autograd.function import Function, GlassnetError
 
 
@@ -84,14 +90,24 @@ class BatchNorm(Function):
         x3 = x.reshape(N, C, -1)  # (N, C, L): channel statistics reduce over axes 0 and 2
         M = N * x3.shape[2]
         shape = (1, C, 1)
+        kernels = _kernels(dtype)
+        if kernels is not None:
+            x3 = np.ascontiguousarray(x3)
         if training:
             if M <= 1:
                 raise GlassnetError(
                     f"{op}: expected more than 1 value per channel when training, got input size {x.shape}"
                 )
-            mean = (_channel_sum(x3) / M).astype(dtype)
-            centred = _blockwise(np.subtract, x3, mean.reshape(shape))
-            var = (_channel_dot(centred, centred) / M).astype(dtype)
+            if kernels is not None:
+                shift = x3[0, :, 0].astype(np.float64)
+                sums = _compiled_sums(kernels.channel_moments, (x3,), shift) / M
+                mean = (shift + sums[0]).astype(dtype)
+                var = np.maximum(sums[1] - sums[0] ** 2, 0).astype(dtype)
+                centred = None
+            else:
+                mean = (_channel_sum(x3) / M).astype(dtype)
+                centred = _blockwise(np.subtract, x3, mean.reshape(shape))
+                var = (_channel_dot(centred, centred) / M).astype(dtype)
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += (momentum * mean).astype(running_mean.dtype, copy=False)
@@ -101,13 +117,17 @@ class BatchNorm(Function):
         else:
             mean = running_mean.astype(dtype, copy=False)
             var = running_var.astype(dtype, copy=False)
-            centred = _blockwise(np.subtract, x3, mean.reshape(shape))
+            centred = None if kernels is not None else _blockwise(np.subtract, x3, mean.reshape(shape))
         invstd = (1 / np.sqrt(var + dtype.type(eps))).astype(dtype, copy=False)
         scale = invstd if weight is None else invstd * weight  # (C,)
-        out = centred  # out = (x - mean) * scale + bias, in place in the fresh centred array
-        _blockwise(np.multiply, out, scale.reshape(shape), out=out)
-        if bias is not None:
-            _blockwise(np.add, out, bias.reshape(shape), out=out)
+        if kernels is not None:  # out = (x - mean) * scale + bias in one pass
+            offset = np.zeros(C, dtype=dtype) if bias is None else bias
+            out = _compiled_map(x3, lambda blk, dst: kernels.channel_affine(x3[blk], mean, scale, offset, dst))
+        else:
+            out = centred  # out = (x - mean) * scale + bias, in place in the fresh centred array
+            _blockwise(np.multiply, out, scale.reshape(shape), out=out)
+            if bias is not None:
+                _blockwise(np.add, out, bias.reshape(shape), out=out)
         self.mean, self.invstd, self.scale, self.training = mean, invstd, scale, training
         self.has_weight = weight is not None
         return out.reshape(x.shape)
@@ -120,8 +140,13 @@ class BatchNorm(Function):
         g = grad_out.reshape(N, C, -1)
         dtype = g.dtype
         M = N * g.shape[2]
-        sum_g = _channel_sum(g)
-        sum_g_centred = _centred_dot(g, x3, mean)  # sum g * (x - mean), float64
+        kernels = _kernels(dtype) if self.training and x.dtype == dtype else None
+        if kernels is not None:
+            g, x3 = np.ascontiguousarray(g), np.ascontiguousarray(x3)
+            sum_g, sum_g_centred = _compiled_sums(kernels.channel_grad_sums, (g, x3), mean.astype(np.float64))
+        else:
+            sum_g = _channel_sum(g)
+            sum_g_centred = _centred_dot(g, x3, mean)  # sum g * (x - mean), float64
         grad_weight = (sum_g_centred * invstd).astype(dtype)  # sum g * xhat
         grad_x = None
         if self.parents[0].requires_grad:
@@ -129,7 +154,15 @@ class BatchNorm(Function):
                 # dx = scale * (g - mean(g) - xhat * mean(g * xhat)) = g * a + x * b + c, per channel.
                 b = -scale.astype(np.float64) * invstd.astype(np.float64) ** 2 * sum_g_centred / M
                 c = -scale.astype(np.float64) * sum_g / M - mean * b
-                grad_x = _affine2(g, scale, x3, b.astype(dtype), c.astype(dtype))
+                b, c = b.astype(dtype), c.astype(dtype)
+                if kernels is not None:
+
+                    def dx(blk, dst):
+                        kernels.channel_affine2(g[blk], scale, x3[blk], b, c, dst)
+
+                    grad_x = _compiled_map(g, dx)
+                else:
+                    grad_x = _affine2(g, scale, x3, b, c)
             else:
                 grad_x = g * scale.reshape(1, C, 1)
             grad_x = grad_x.reshape(x.shape)
@@ -154,6 +187,36 @@ def _blockwise(ufunc, x, per_channel, out=None):
         out = np.empty(x.shape, dtype=x.dtype)
     blocks = _blocks(x.shape, x.itemsize)
     parallel.parallel_for(len(blocks), lambda i: ufunc(x[blocks[i]], per_channel, out=out[blocks[i]]))
+    return out
+
+
+def _kernels(dtype):
+    """The compiled kernels for a float32 or float64 input, or None (not installed, disabled, other dtype)."""
+    return compiled.kernels() if dtype in (np.float32, np.float64) else None
+
+
+def _compiled_sums(kernel, arrays, per_channel):
+    """A compiled kernel's (2, C) float64 sums over contiguous (N, C, L) arrays, block by block over N.
+
+    glassnet's threads share the blocks; the blocks' sums are added in block order, so the result
+    does not depend on the number of threads.
+    """
+    blocks = _blocks(arrays[0].shape, arrays[0].itemsize)
+    parts = [None] * len(blocks)
+
+    def block(i):
+        parts[i] = np.zeros((2, arrays[0].shape[1]))
+        kernel(*(a[blocks[i]] for a in arrays), per_channel, parts[i])
+
+    parallel.parallel_for(len(blocks), block)
+    return parallel.sum_in_order(parts)
+
+
+def _compiled_map(like, fn):
+    """A fresh array like ``like`` (N, C, L), filled by fn(blk, out[blk]) for blocks of axis 0 on glassnet's threads."""
+    out = np.empty(like.shape, dtype=like.dtype)
+    blocks = _blocks(out.shape, out.itemsize)
+    parallel.parallel_for(len(blocks), lambda i: fn(blocks[i], out[blocks[i]]))
     return out
 
 
