@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import glassnet as gn
 from glassnet.ops import conv
+from glassnet.ops.activation import ReLU
 from glassnet.ops.norm import BatchNorm
 from glassnet.ops.pool import MaxPool2d
 from tests.helpers import skip_without_numba
@@ -97,6 +98,27 @@ def test_max_pool2x2_equals_the_numpy_path_bit_for_bit(kernels, shape, dtype):
     (out_np, grad_np), (out_c, grad_c) = results
     np.testing.assert_array_equal(out_c, out_np)
     np.testing.assert_array_equal(grad_c, grad_np)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_equals_the_numpy_path_bit_for_bit(kernels, dtype, threads):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((16, 4, 300)).astype(dtype)  # large enough for the compiled kernels and the pool
+    special = [np.nan, np.inf, -np.inf, 0.0, -0.0, np.finfo(dtype).tiny / 4, -np.finfo(dtype).tiny / 4]
+    x.reshape(-1)[: len(special) * 97 : 97] = special  # -0.0 gives +0.0, NaN stays NaN (as np.maximum)
+    grad_out = rng.standard_normal(x.shape).astype(dtype)
+    grad_out.reshape(-1)[:9] = [np.inf, -np.inf, np.nan] * 3  # inf * False is NaN, as NumPy's product
+    gn.set_num_threads(threads)
+    results = []
+    for enabled in (False, True):
+        with gn.compiled.flags(enabled=enabled), np.errstate(invalid="ignore"):
+            op = ReLU()
+            out = op.forward(x)
+            results.append((out, op.backward(grad_out)))
+    for a, b in zip(*results):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(b.view(f"u{b.itemsize}"), a.view(f"u{a.itemsize}"))  # the same bits
 
 
 def _batch_norm(x_data, grad_data, training, enabled):

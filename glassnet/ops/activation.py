@@ -12,6 +12,7 @@ import mmap
 import numpy as np
 
 from glassnet import _parallel as parallel
+from glassnet import compiled
 from glassnet.autograd import grad_mode
 from glassnet.autograd.function import Function
 
@@ -28,6 +29,13 @@ class ReLU(Function):
     saves_inputs = False
 
     def forward(self, x):
+        kernels = _compiled_kernels(x) if grad_mode.enabled else None
+        if kernels is not None:  # out and mask in one compiled pass (glassnet[fast])
+            out, mask = np.empty_like(x), np.empty(x.shape, dtype=bool)
+            self.mask = mask
+            xf, of, mf = x.reshape(-1), out.reshape(-1), mask.reshape(-1)
+            parallel.parallel_rows(x.size, x.nbytes, lambda a, b: kernels.relu_with_mask(xf[a:b], of[a:b], mf[a:b]))
+            return out
         if x.ndim > 1 and x.flags.c_contiguous and parallel.parts(x.nbytes) > 1:
             return self._forward_rows(x)
         if grad_mode.enabled:
@@ -55,6 +63,12 @@ class ReLU(Function):
 
     def backward(self, grad_out):
         mask = self.mask
+        kernels = _compiled_kernels(grad_out) if mask.flags.c_contiguous else None
+        if kernels is not None:
+            grad_x = np.empty_like(grad_out)
+            gf, mf, of = grad_out.reshape(-1), mask.reshape(-1), grad_x.reshape(-1)
+            parallel.parallel_rows(gf.size, gf.nbytes, lambda a, b: kernels.relu_backward(gf[a:b], mf[a:b], of[a:b]))
+            return grad_x
         if grad_out.ndim < 2 or not grad_out.flags.c_contiguous or parallel.parts(grad_out.nbytes) == 1:
             return grad_out * mask
         grad_x = np.empty_like(grad_out)
@@ -64,6 +78,16 @@ class ReLU(Function):
             lambda start, stop: np.multiply(grad_out[start:stop], mask[start:stop], out=grad_x[start:stop]),
         )
         return grad_x
+
+
+_COMPILED_MIN_SIZE = 4096  # below this NumPy's call costs less than numba's dispatch
+
+
+def _compiled_kernels(a):
+    """The compiled kernels for a large C-contiguous float32 / float64 array, else None."""
+    if a.size < _COMPILED_MIN_SIZE or a.dtype not in (np.float32, np.float64) or not a.flags.c_contiguous:
+        return None
+    return compiled.kernels()
 
 
 _zero_buffers: dict = {}
