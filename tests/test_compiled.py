@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import glassnet as gn
-from glassnet.ops import conv
+from glassnet.ops import activation, conv
 from glassnet.ops.activation import ReLU
 from glassnet.ops.norm import BatchNorm
 from glassnet.ops.pool import MaxPool2d
@@ -104,9 +104,10 @@ def test_max_pool2x2_equals_the_numpy_path_bit_for_bit(kernels, shape, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_equals_the_numpy_path_bit_for_bit(kernels, dtype, threads):
     rng = np.random.default_rng(8)
-    x = rng.standard_normal((16, 4, 300)).astype(dtype)  # large enough for the compiled kernels and the pool
+    x = rng.standard_normal((64, 16, 300)).astype(dtype)  # large enough for the compiled kernels and the pool
     special = [np.nan, np.inf, -np.inf, 0.0, -0.0, np.finfo(dtype).tiny / 4, -np.finfo(dtype).tiny / 4]
     x.reshape(-1)[: len(special) * 97 : 97] = special  # -0.0 gives +0.0, NaN stays NaN (as np.maximum)
+    assert activation._compiled_kernels(x) is not None  # the test runs the compiled kernels
     grad_out = rng.standard_normal(x.shape).astype(dtype)
     grad_out.reshape(-1)[:9] = [np.inf, -np.inf, np.nan] * 3  # inf * False is NaN, as NumPy's product
     gn.set_num_threads(threads)

@@ -80,12 +80,15 @@ class ReLU(Function):
         return grad_x
 
 
-_COMPILED_MIN_SIZE = 4096  # below this NumPy's call costs less than numba's dispatch
+# Below 1 MiB the compiled ReLU saves 10-30 us a call (measured at (512, 256): 15 vs 27 us), not
+# worth loading numba (about 120 MiB of memory) into a process, such as an MLP's, that needs no
+# other compiled kernel.
+_COMPILED_MIN_BYTES = 1 << 20
 
 
 def _compiled_kernels(a):
-    """The compiled kernels for a large C-contiguous float32 / float64 array, else None."""
-    if a.size < _COMPILED_MIN_SIZE or a.dtype not in (np.float32, np.float64) or not a.flags.c_contiguous:
+    """The compiled kernels for a C-contiguous float32 / float64 array of at least _COMPILED_MIN_BYTES, else None."""
+    if a.nbytes < _COMPILED_MIN_BYTES or a.dtype not in (np.float32, np.float64) or not a.flags.c_contiguous:
         return None
     return compiled.kernels()
 
