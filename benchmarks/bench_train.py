@@ -23,8 +23,8 @@ the same thing.
 How it measures: each library runs in its own worker process (so that the other library is not
 imported and its peak RSS is its own), with 2 threads (``--threads``): torch.set_num_threads(2), and
 OMP/OPENBLAS/MKL_NUM_THREADS=2 set before NumPy is imported. For each workload the parent warms both
-up, sizes a round to about ``--round-seconds`` of work, then alternates timed rounds: glassnet,
-torch, glassnet, torch, ... with a short pause between them (so that one library's idle BLAS threads
+up, sizes a round to about ``--round-seconds`` of work, then alternates timed rounds in ABBA order
+(glassnet, torch; torch, glassnet; ...) with a short pause between them (so that one library's idle BLAS threads
 have stopped spinning before the other starts). Each round gives samples/s for both and their ratio
 glassnet / torch (above 1: glassnet is faster); the table shows the medians of the rounds, and the
 verdict uses the median of the per-round ratios. Peak RSS is ru_maxrss of each worker at the end of a
@@ -178,11 +178,14 @@ def run_workload(workers: dict, network: str, mode: str, batch: int, target, arg
         "torch": b,
         "rel_diff": abs(a - b) / max(abs(b), 1e-12),
     }
-    for _ in range(args.rounds):
-        time.sleep(args.pause)
-        t_gn = gn_w.call(cmd="run", mode=mode, steps=steps)["seconds"]
-        time.sleep(args.pause)
-        t_torch = torch_w.call(cmd="run", mode=mode, steps=steps)["seconds"]
+    for r in range(args.rounds):
+        # ABBA order (glassnet first in even rounds, torch first in odd ones): a load that drifts or
+        # comes and goes in step with the rounds favours neither library.
+        t = {}
+        for lib, worker in ((("glassnet", gn_w), ("torch", torch_w)))[:: 1 if r % 2 == 0 else -1]:
+            time.sleep(args.pause)
+            t[lib] = worker.call(cmd="run", mode=mode, steps=steps)["seconds"]
+        t_gn, t_torch = t["glassnet"], t["torch"]
         result.glassnet_sps.append(steps * batch / t_gn)
         result.torch_sps.append(steps * batch / t_torch)
         result.ratios.append(t_torch / t_gn)
