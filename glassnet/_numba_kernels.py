@@ -1,15 +1,20 @@
-"""The compiled kernels of ``glassnet[fast]``: im2col, col2im, 2x2 max pooling, ReLU, BatchNorm passes, in numba.
+"""The compiled kernels of ``glassnet[fast]``, in numba: the memory-bound passes of CNN training.
 
-The only file that imports numba; ``glassnet.compiled`` loads it on first use and the ops call it
-through ``compiled.kernels()``. Each kernel does the same arithmetic as the NumPy path it replaces
-(``glassnet/ops/conv.py``, ``glassnet/ops/pool.py``), which stays the reference; the tests compare
-the two. What the compiled kernels gain:
+Convolution's im2col and col2im and its layout passes (the GEMM's (O, N, P) to NCHW with the bias,
+and back with the bias gradient's sums), 2x2 max pooling, ReLU with its mask, BatchNorm's moments
+and affine maps. The only file that imports numba; ``glassnet.compiled`` loads it on first use and
+the ops call it through ``compiled.kernels()``. Each kernel does the arithmetic of the NumPy path it
+replaces (``glassnet/ops/conv.py``, ``pool.py``, ``activation.py``, ``norm.py``), which stays the
+reference; the tests compare the two, bit for bit where the arithmetic is the same (sums in float64
+are compared with a tolerance). What the compiled kernels gain:
 
 - one call per batch chunk that releases the GIL for all of it (``nogil=True``), so glassnet's
   threads run their pieces side by side without handing the GIL over at every NumPy call; there
   is no numba thread pool (no ``parallel=True``): glassnet's pool is the only one;
 - no padded copy of the input (bounds are worked out per row), and col2im as one pass that adds
-  each column into its pixel, where NumPy makes kh * kw read-modify-write passes.
+  each column into its pixel, where NumPy makes kh * kw read-modify-write passes;
+- one pass where NumPy needs two or more (ReLU's output and mask; BatchNorm's statistics; a
+  transposition and a sum), and transposing copies of contiguous runs (3x NumPy's strided ones).
 
 Arrays are C-contiguous (the callers make sure) and indexed through their flat views with unsigned
 offsets: numba checks every signed index for Python's negative wrap-around, which keeps LLVM from
@@ -102,6 +107,45 @@ def col2im(cols, grad_x, kh, kw, sh, sw, dh, dw, top, left, Ho, Wo):
                         else:
                             for wo in range(lo, hi):
                                 gf[np.uint64(dst + wo * sw)] += cf[np.uint64(src + wo)]
+
+
+@_jit
+def gemm_to_nchw(res, bias, out):
+    """out[n, o, p] = res[o, n, p] (+ bias[o] when bias has O values): the forward GEMM's (O, N, P) to NCHW.
+
+    One pass of contiguous runs of P; NumPy's transposing np.add is the same arithmetic.
+    """
+    O, N, P = res.shape
+    rf, of = res.ravel(), out.ravel()
+    with_bias = bias.size == O
+    for n in range(N):
+        for o in range(O):
+            src = (o * N + n) * P
+            dst = (n * O + o) * P
+            if with_bias:
+                b = bias[o]
+                for p in range(P):
+                    of[np.uint64(dst + p)] = rf[np.uint64(src + p)] + b
+            else:
+                for p in range(P):
+                    of[np.uint64(dst + p)] = rf[np.uint64(src + p)]
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def nchw_to_gemm(grad_out, g, sums):
+    """g[o, n, p] = grad_out[n, o, p] (the backward GEMMs' layout) and sums[o] += its sum over n and p (float64)."""
+    N, O, P = grad_out.shape
+    gf, of = grad_out.ravel(), g.ravel()
+    for n in range(N):
+        for o in range(O):
+            src = (n * O + o) * P
+            dst = (o * N + n) * P
+            s = 0.0
+            for p in range(P):
+                v = gf[np.uint64(src + p)]
+                of[np.uint64(dst + p)] = v
+                s += np.float64(v)
+            sums[o] += s
 
 
 @numba.njit(nogil=True, cache=True, inline="always")

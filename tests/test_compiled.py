@@ -80,6 +80,24 @@ def test_im2col_and_col2im_equal_the_numpy_path_bit_for_bit(kernels, g, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("O,N,P", [(6, 16, 784), (3, 1, 1), (5, 3, 7)])
+def test_conv_layout_passes_equal_the_numpy_path(kernels, O, N, P, dtype):
+    rng = np.random.default_rng(9)
+    res = rng.standard_normal((O, N, P)).astype(dtype)
+    res[0, 0, :1] = -0.0  # a copy keeps the sign of zero; adding a bias of 0.0 would not
+    bias = rng.standard_normal(O).astype(dtype)
+    for b, expected in ((bias, res.transpose(1, 0, 2) + bias[:, None]), (np.empty(0, dtype), res.transpose(1, 0, 2))):
+        out = np.full((N, O, P), np.nan, dtype=dtype)
+        kernels.gemm_to_nchw(res, b, out)
+        np.testing.assert_array_equal(out.view(f"u{out.itemsize}"), expected.view(f"u{out.itemsize}"))
+    grad_out = rng.standard_normal((N, O, P)).astype(dtype)
+    g, sums = np.full((O, N * P), np.nan, dtype=dtype), np.zeros(O)
+    kernels.nchw_to_gemm(grad_out, g, sums)
+    np.testing.assert_array_equal(g, grad_out.transpose(1, 0, 2).reshape(O, N * P))
+    np.testing.assert_allclose(sums, grad_out.astype(np.float64).sum(axis=(0, 2)), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(3, 2, 8, 8), (2, 3, 7, 9), (1, 1, 2, 2), (2, 2, 5, 1 + 2)])
 def test_max_pool2x2_equals_the_numpy_path_bit_for_bit(kernels, shape, dtype):
     rng = np.random.default_rng(4)

@@ -160,7 +160,13 @@ class Conv2d(Function):
             b = xc.shape[0]
             dst = None if kept is None else _kept_chunk(kept, C * kh * kw, n0, b, Ho * Wg)
             cols = _columns(xc, kernels, wide, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, out=dst)
-            res = _forward_gemm(w2, cols, groups).reshape(O, -1, Ho, Wg)[..., :Wo].transpose(1, 0, 2, 3)
+            res = _forward_gemm(w2, cols, groups)
+            if kernels is not None:  # (O, b, Ho * Wo) -> NCHW, plus the bias, in one compiled pass
+                no_bias = np.empty(0, dtype=x.dtype)
+                dst = out[n0 : n0 + nb].reshape(b, O, Ho * Wo)
+                kernels.gemm_to_nchw(res.reshape(O, b, Ho * Wo), no_bias if bias is None else bias, dst)
+                return
+            res = res.reshape(O, -1, Ho, Wg)[..., :Wo].transpose(1, 0, 2, 3)
             if bias is not None:
                 np.add(res, bias[:, None, None], out=out[n0 : n0 + nb])
             else:
@@ -179,6 +185,8 @@ class Conv2d(Function):
         Wg = W + pads[2] + pads[3] if wide else Wo
         if self.unbatched:
             grad_out = grad_out[None]
+        if kernels is not None:
+            grad_out = np.ascontiguousarray(grad_out)
         parents = self.parents
         need_weight, need_x = parents[1].requires_grad, parents[0].requires_grad
         x = None if self.cols is not None or not need_weight else parents[0].data.reshape(x_shape)
@@ -195,11 +203,17 @@ class Conv2d(Function):
             n0 = i * nb
             go = grad_out[n0 : n0 + nb]
             b = go.shape[0]
-            g = (np.zeros if wide else np.empty)((O, b, Ho, Wg), dtype=grad_out.dtype)
-            g[..., :Wo] = go.transpose(1, 0, 2, 3)
-            g = g.reshape(O, b * Ho * Wg)
-            if has_bias:
-                bias_parts[i] = g.sum(axis=1)
+            if kernels is not None:  # the transposition and the bias gradient's float64 sums in one pass
+                g = np.empty((O, b * Ho * Wo), dtype=grad_out.dtype)
+                sums = np.zeros(O)
+                kernels.nchw_to_gemm(go.reshape(b, O, Ho * Wo), g, sums)
+                bias_parts[i] = sums
+            else:
+                g = (np.zeros if wide else np.empty)((O, b, Ho, Wg), dtype=grad_out.dtype)
+                g[..., :Wo] = go.transpose(1, 0, 2, 3)
+                g = g.reshape(O, b * Ho * Wg)
+                if has_bias:
+                    bias_parts[i] = g.sum(axis=1)
             if need_weight:
                 if self.cols is not None:
                     cols = _kept_chunk(self.cols, C * kh * kw, n0, b, Ho * Wg)
@@ -217,7 +231,7 @@ class Conv2d(Function):
                     _input_grad(g, weight, shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, out=dst)
 
         parallel_for(count, chunk)
-        grad_bias = sum_in_order(bias_parts) if has_bias else None
+        grad_bias = sum_in_order(bias_parts).astype(grad_out.dtype, copy=False) if has_bias else None
         grad_weight = sum_in_order(weight_parts) if need_weight else None
         if grad_weight is not None:
             grad_weight = grad_weight.reshape(weight.shape)
