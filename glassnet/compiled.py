@@ -20,6 +20,8 @@ import importlib.util
 import os
 import warnings
 
+import numpy as np
+
 __all__ = ["flags", "is_available", "is_enabled", "kernels", "set_enabled"]
 
 _wanted = os.environ.get("GLASSNET_NUMBA", "1").strip().lower() not in ("0", "false", "no", "off")
@@ -59,10 +61,16 @@ def flags(enabled: bool):
         _wanted = before
 
 
-def kernels():
-    """The compiled kernels module when enabled, else None (the ops then run the NumPy path)."""
+_DTYPES = ("float32", "float64")  # numba compiles no float16 arithmetic
+
+
+def kernels(dtype=None):
+    """The compiled kernels module when enabled (and, given a ``dtype``, when they handle it), else None.
+
+    The ops then run the NumPy path, which handles every floating dtype (float16 included).
+    """
     global _module, _failed
-    if not _wanted or _failed:
+    if not _wanted or _failed or (dtype is not None and np.dtype(dtype).name not in _DTYPES):
         return None
     if _module is None:
         if importlib.util.find_spec("numba") is None:

@@ -238,6 +238,25 @@ def test_non_contiguous_input_and_gradient(kernels):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
 
 
+def test_float16_runs_the_numpy_path(kernels):
+    # numba compiles no float16 arithmetic: those inputs take the NumPy path, with the same results.
+    rng = np.random.default_rng(10)
+    x_data = rng.standard_normal((2, 3, 8, 8)).astype(np.float16)
+    w_data = rng.standard_normal((4, 3, 3, 3)).astype(np.float16)
+    results = []
+    for enabled in (False, True):
+        with gn.compiled.flags(enabled=enabled):
+            assert (gn.compiled.kernels(np.float16) is None) and (gn.compiled.kernels(np.float32) is None) != enabled
+            x, w = gn.tensor(x_data, requires_grad=True), gn.tensor(w_data, requires_grad=True)
+            out = gn.nn.functional.max_pool2d(gn.nn.functional.relu(gn.nn.functional.conv2d(x, w, padding=1)), 2)
+            out = gn.nn.BatchNorm2d(4).to(np.float16)(out)
+            (out * out).sum().backward()
+            results.append([out.numpy(), x.grad.numpy(), w.grad.numpy()])
+    for a, b in zip(*results):
+        assert b.dtype == np.float16
+        np.testing.assert_array_equal(b, a)
+
+
 def test_switch():
     available = gn.compiled.is_available()
     with gn.compiled.flags(enabled=False):

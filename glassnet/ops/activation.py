@@ -88,9 +88,9 @@ _COMPILED_MIN_BYTES = 1 << 20
 
 def _compiled_kernels(a):
     """The compiled kernels for a C-contiguous float32 / float64 array of at least _COMPILED_MIN_BYTES, else None."""
-    if a.nbytes < _COMPILED_MIN_BYTES or a.dtype not in (np.float32, np.float64) or not a.flags.c_contiguous:
+    if a.nbytes < _COMPILED_MIN_BYTES or not a.flags.c_contiguous:
         return None
-    return compiled.kernels()
+    return compiled.kernels(a.dtype)
 
 
 _zero_buffers: dict = {}

@@ -90,7 +90,7 @@ class BatchNorm(Function):
         x3 = x.reshape(N, C, -1)  # (N, C, L): channel statistics reduce over axes 0 and 2
         M = N * x3.shape[2]
         shape = (1, C, 1)
-        kernels = _kernels(dtype)
+        kernels = compiled.kernels(dtype)
         if kernels is not None:
             x3 = np.ascontiguousarray(x3)
         if training:
@@ -140,7 +140,7 @@ class BatchNorm(Function):
         g = grad_out.reshape(N, C, -1)
         dtype = g.dtype
         M = N * g.shape[2]
-        kernels = _kernels(dtype) if self.training and x.dtype == dtype else None
+        kernels = compiled.kernels(dtype) if self.training and x.dtype == dtype else None
         if kernels is not None:
             g, x3 = np.ascontiguousarray(g), np.ascontiguousarray(x3)
             sum_g, sum_g_centred = _compiled_sums(kernels.channel_grad_sums, (g, x3), mean.astype(np.float64))
@@ -188,11 +188,6 @@ def _blockwise(ufunc, x, per_channel, out=None):
     blocks = _blocks(x.shape, x.itemsize)
     parallel.parallel_for(len(blocks), lambda i: ufunc(x[blocks[i]], per_channel, out=out[blocks[i]]))
     return out
-
-
-def _kernels(dtype):
-    """The compiled kernels for a float32 or float64 input, or None (not installed, disabled, other dtype)."""
-    return compiled.kernels() if dtype in (np.float32, np.float64) else None
 
 
 def _compiled_sums(kernel, arrays, per_channel):

@@ -103,7 +103,8 @@ class MaxPool2d(Function):
         kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo = geometry
         out = np.empty(x4.shape[:2] + (Ho, Wo), dtype=x.dtype)
         # MaxPool2d(2) has a compiled kernel (glassnet[fast]): one pass, no GIL, per block of images.
-        self.kernels = compiled.kernels() if (kh, kw, sh, sw) == (2, 2, 2, 2) and _disjoint(geometry) else None
+        pool2x2 = (kh, kw, sh, sw) == (2, 2, 2, 2) and _disjoint(geometry)
+        self.kernels = compiled.kernels(x.dtype) if pool2x2 else None
         if self.kernels is not None:
             xp = x4 = np.ascontiguousarray(x4)
         else:
