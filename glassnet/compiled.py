@@ -1,10 +1,14 @@
 """The switch for glassnet's optional compiled kernels (``pip install "glassnet[fast]"``, numba).
 
-With numba installed, convolution's im2col and col2im and ``MaxPool2d(2)`` run compiled kernels,
-one pass each, that release the GIL for a whole batch chunk (``glassnet/_numba_kernels.py``); without
-it, or with ``GLASSNET_NUMBA=0`` in the environment, or after ``set_enabled(False)``, they run the
-pure NumPy path, which is the reference: the tests compare the two. Like PyTorch's
-``torch.backends.mkldnn``, the fast path is used when it is there, and can be turned off.
+With numba installed, the memory-bound passes of CNN training run compiled kernels that release the
+GIL for a whole block (``glassnet/_numba_kernels.py``): convolution's im2col, col2im and layout
+passes and ``MaxPool2d(2)`` always, ReLU and BatchNorm on arrays of at least ``MIN_PASS_BYTES``
+(below that the gain is a few microseconds, not worth loading numba's ~120 MiB runtime into, say, an
+MLP's process). Only float32 and float64 arrays in the machine's byte order are compiled for; other
+dtypes (float16, big-endian data) take the NumPy path. Without numba, with ``GLASSNET_NUMBA=0`` in
+the environment, or after ``set_enabled(False)``, every op runs the pure NumPy path, which is the
+reference: the tests compare the two. Like PyTorch's ``torch.backends.mkldnn``, the fast path is
+used when it is there, and can be turned off.
 
 Example:
     >>> import glassnet as gn
@@ -61,16 +65,19 @@ def flags(enabled: bool):
         _wanted = before
 
 
-_DTYPES = ("float32", "float64")  # numba compiles no float16 arithmetic
+# numba compiles no float16 arithmetic, and its array types are native-endian only.
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+MIN_PASS_BYTES = 1 << 20  # ReLU and BatchNorm use the compiled kernels from this size up
 
 
 def kernels(dtype=None):
     """The compiled kernels module when enabled (and, given a ``dtype``, when they handle it), else None.
 
-    The ops then run the NumPy path, which handles every floating dtype (float16 included).
+    The ops then run the NumPy path, which handles every floating dtype (float16 and big-endian
+    arrays included).
     """
     global _module, _failed
-    if not _wanted or _failed or (dtype is not None and np.dtype(dtype).name not in _DTYPES):
+    if not _wanted or _failed or (dtype is not None and np.dtype(dtype) not in _DTYPES):
         return None
     if _module is None:
         if importlib.util.find_spec("numba") is None:
@@ -88,3 +95,13 @@ def kernels(dtype=None):
             return None
         _module = _numba_kernels
     return _module
+
+
+def pass_kernels(array):
+    """The compiled kernels for an elementwise or per-channel pass over ``array`` (ReLU, BatchNorm), or None.
+
+    None below ``MIN_PASS_BYTES``, for a strided array, or a dtype the kernels do not handle.
+    """
+    if array.nbytes < MIN_PASS_BYTES or not array.flags.c_contiguous:
+        return None
+    return kernels(array.dtype)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import glassnet as gn
-from glassnet.ops import activation, conv
+from glassnet.ops import conv
 from glassnet.ops.activation import ReLU
 from glassnet.ops.norm import BatchNorm
 from glassnet.ops.pool import MaxPool2d
@@ -126,7 +126,7 @@ def test_relu_equals_the_numpy_path_bit_for_bit(kernels, dtype, threads):
     special = [np.nan, np.inf, -np.inf, 0.0, -0.0, np.finfo(dtype).tiny / 4, -np.finfo(dtype).tiny / 4]
     x.reshape(-1)[: len(special) * 97 : 97] = special  # -0.0 gives +0.0, NaN stays NaN (as np.maximum)
     with gn.compiled.flags(enabled=True):
-        assert activation._compiled_kernels(x) is not None  # the test runs the compiled kernels
+        assert gn.compiled.pass_kernels(x) is not None  # the test runs the compiled kernels
     grad_out = rng.standard_normal(x.shape).astype(dtype)
     grad_out.reshape(-1)[:9] = [np.inf, -np.inf, np.nan] * 3  # inf * False is NaN, as NumPy's product
     gn.set_num_threads(threads)
@@ -157,20 +157,46 @@ def _batch_norm(x_data, grad_data, training, enabled):
 
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize(
-    "shape,dtype,rtol",
-    [((64, 8, 12, 12), np.float32, 2e-5), ((5, 3, 7), np.float64, 1e-12), ((9, 4), np.float32, 2e-5)],
+    "shape,dtype,offset,rtol",
+    [
+        ((64, 8, 24, 24), np.float32, 40, 2e-5),
+        ((64, 4, 32, 32), np.float64, 1e4, 1e-12),
+        ((1024, 256), np.float32, 40, 2e-5),
+        ((4, 3, 100, 1000), np.float64, 1e6, 1e-12),
+    ],
 )
-def test_batch_norm_agrees_with_the_numpy_path(kernels, shape, dtype, rtol, training):
-    # Far from zero (mean 40, std 0.5): the float64 sums must not cancel where the NumPy path centres first.
+def test_batch_norm_agrees_with_the_numpy_path(kernels, shape, dtype, offset, rtol, training):
+    # Far from zero, with an outlier where a naive shift would sit (the first value of each channel):
+    # sums of x and x^2 in float64 would cancel (about 1e-8 off for an offset of 1e4 and std 1),
+    # the NumPy path centres first. 1 MiB or more, so that the compiled kernels run.
     rng = np.random.default_rng(6)
-    x = (rng.standard_normal(shape) * 0.5 + 40).astype(dtype)
+    x = (rng.standard_normal(shape) + offset).astype(dtype)
+    x.reshape(shape[0], shape[1], -1)[0, :, 0] += 3e3
     g = rng.standard_normal(shape).astype(dtype)
+    with gn.compiled.flags(enabled=True):
+        assert gn.compiled.pass_kernels(x) is not None
     reference = _batch_norm(x, g, training, enabled=False)
     compiled = _batch_norm(x, g, training, enabled=True)
     names = ["out", "grad x", "grad weight", "grad bias", "running mean", "running var"]
     for name, a, b in zip(names, reference, compiled):
         scale = np.abs(a).max()
         np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * scale, err_msg=name)
+
+
+def test_batch_norm_inputs_the_compiled_kernels_leave_to_numpy(kernels):
+    # Small (an MLP's BatchNorm1d), big-endian and float16 inputs take the NumPy path: same bits.
+    rng = np.random.default_rng(11)
+    for x in (
+        rng.standard_normal((64, 32)).astype(np.float32),
+        rng.standard_normal((64, 8, 32, 32)).astype(">f4"),
+        rng.standard_normal((64, 8, 32, 32)).astype(np.float16),
+    ):
+        outputs = []
+        for enabled in (False, True):
+            with gn.compiled.flags(enabled=enabled):
+                assert gn.compiled.pass_kernels(x) is None
+                outputs.append(BatchNorm.apply(gn.tensor(x), training=True).numpy())
+        np.testing.assert_array_equal(outputs[1], outputs[0])
 
 
 def test_batch_norm_non_contiguous_input_and_nan(kernels):

@@ -231,6 +231,8 @@ class Conv2d(Function):
                     _input_grad(g, weight, shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, out=dst)
 
         parallel_for(count, chunk)
+        if count == 0:  # an empty batch: no chunk, zero gradients
+            bias_parts, weight_parts = [np.zeros(O, grad_out.dtype)], [np.zeros((O, weight[0].size), grad_out.dtype)]
         grad_bias = sum_in_order(bias_parts).astype(grad_out.dtype, copy=False) if has_bias else None
         grad_weight = sum_in_order(weight_parts) if need_weight else None
         if grad_weight is not None:

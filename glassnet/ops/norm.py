@@ -9,13 +9,15 @@ pass dx = g * a + x * b + c, so it allocates nothing of the input's size but dx.
 Per-channel sums and dot products reduce each (n, c) row with BLAS (a matrix-vector product, or a
 batched dot for long rows), then add the N partial results in float64: fast and accurate.
 
-With the compiled kernels (``glassnet[fast]``), training makes two passes each way: forward, the
-per-channel sum and sum of squares in float64 (shifted by one of the channel's values, so that
-the variance does not cancel), then the affine map; backward, the sums of g and g * (x - mean),
-then dx. The NumPy path makes five and three.
+With the compiled kernels (``glassnet[fast]``; contiguous inputs of 1 MiB or more), training makes
+two passes each way: forward, the per-channel sum and sum of squares in float64 (shifted by a sample
+mean of the channel, so that the variance does not cancel), then the affine map; backward, the sums
+of g and g * (x - mean), then dx. The NumPy path makes five and three.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -87,19 +89,17 @@ class BatchNorm(Function):
             )
         dtype = x.dtype
         N = x.shape[0]
-        x3 = x.reshape(N, C, -1)  # (N, C, L): channel statistics reduce over axes 0 and 2
+        x3 = x.reshape(N, C, math.prod(x.shape[2:]))  # (N, C, L): channel statistics reduce over axes 0 and 2
         M = N * x3.shape[2]
         shape = (1, C, 1)
-        kernels = compiled.kernels(dtype)
-        if kernels is not None:
-            x3 = np.ascontiguousarray(x3)
+        kernels = compiled.pass_kernels(x3)  # contiguous float32 / float64 of 1 MiB or more
         if training:
             if M <= 1:
                 raise GlassnetError(
                     f"{op}: expected more than 1 value per channel when training, got input size {x.shape}"
                 )
             if kernels is not None:
-                shift = x3[0, :, 0].astype(np.float64)
+                shift = _moment_shift(x3)
                 sums = _compiled_sums(kernels.channel_moments, (x3,), shift) / M
                 mean = (shift + sums[0]).astype(dtype)
                 var = np.maximum(sums[1] - sums[0] ** 2, 0).astype(dtype)
@@ -136,13 +136,14 @@ class BatchNorm(Function):
         mean, invstd, scale = self.mean, self.invstd, self.scale
         x = self.parents[0].data
         N, C = x.shape[:2]
-        x3 = x.reshape(N, C, -1)
-        g = grad_out.reshape(N, C, -1)
+        L = math.prod(x.shape[2:])
+        x3 = x.reshape(N, C, L)
+        g = grad_out.reshape(N, C, L)
         dtype = g.dtype
-        M = N * g.shape[2]
-        kernels = compiled.kernels(dtype) if self.training and x.dtype == dtype else None
+        M = N * L
+        compiled_ok = self.training and x.dtype == dtype and x3.flags.c_contiguous
+        kernels = compiled.pass_kernels(g) if compiled_ok else None
         if kernels is not None:
-            g, x3 = np.ascontiguousarray(g), np.ascontiguousarray(x3)
             sum_g, sum_g_centred = _compiled_sums(kernels.channel_grad_sums, (g, x3), mean.astype(np.float64))
         else:
             sum_g = _channel_sum(g)
@@ -177,8 +178,8 @@ _BLOCK_BYTES = 1 << 20
 def _blocks(shape, itemsize):
     """Slices over axis 0 of an (N, C, L) array in blocks of about _BLOCK_BYTES (at least one row)."""
     N, C, L = shape
-    step = max(1, _BLOCK_BYTES // (C * L * itemsize))
-    return [slice(n0, n0 + step) for n0 in range(0, N, step)]
+    step = max(1, _BLOCK_BYTES // max(1, C * L * itemsize))
+    return [slice(n0, n0 + step) for n0 in range(0, max(N, 1), step)]  # one empty block for N = 0
 
 
 def _blockwise(ufunc, x, per_channel, out=None):
@@ -188,6 +189,20 @@ def _blockwise(ufunc, x, per_channel, out=None):
     blocks = _blocks(x.shape, x.itemsize)
     parallel.parallel_for(len(blocks), lambda i: ufunc(x[blocks[i]], per_channel, out=out[blocks[i]]))
     return out
+
+
+def _moment_shift(x3):
+    """Each channel's mean over a sample of about 1024 of its values, float64 (0 where not finite).
+
+    The compiled moments sum (x - shift) and (x - shift)^2; the variance's rounding error grows with
+    ((shift - mean) / std)^2, so the shift is a sample mean rather than one value, which an outlier
+    could be.
+    """
+    N, C, L = x3.shape
+    sample = x3[: max(1, min(N, 1024 // max(L, 1)))]
+    with np.errstate(invalid="ignore", over="ignore"):
+        shift = sample.mean(axis=(0, 2), dtype=np.float64)
+    return np.where(np.isfinite(shift), shift, 0.0)
 
 
 def _compiled_sums(kernel, arrays, per_channel):

@@ -210,3 +210,14 @@ def test_bad_bias_and_dtype_mismatch_are_named():
         Conv2d.apply(x, w, gn.zeros(4))
     with pytest.raises(gn.GlassnetError, match=r"conv2d: input \(float64\), weight \(float32\).*same dtype"):
         Conv2d.apply(gn.zeros(1, 2, 4, 4, dtype=gn.float64), w)
+
+
+def test_empty_batch_gives_zero_gradients():
+    x = gn.tensor(np.zeros((0, 3, 8, 8), np.float32), requires_grad=True)
+    w = gn.tensor(np.ones((4, 3, 3, 3), np.float32), requires_grad=True)
+    b = gn.tensor(np.ones(4, np.float32), requires_grad=True)
+    out = gn.nn.functional.conv2d(x, w, b, padding=1)
+    out.sum().backward()
+    assert out.shape == (0, 4, 8, 8) and x.grad.shape == (0, 3, 8, 8)
+    np.testing.assert_array_equal(w.grad.numpy(), np.zeros((4, 3, 3, 3), np.float32))
+    np.testing.assert_array_equal(b.grad.numpy(), np.zeros(4, np.float32))

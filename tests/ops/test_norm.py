@@ -178,3 +178,14 @@ def test_single_value_per_channel_in_training_is_an_error(shape):
 def test_bad_input_is_named(make, match):
     with pytest.raises(gn.GlassnetError, match=r"batch_norm: .*" + match):
         make()
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (4, 3, 0)])
+def test_eval_on_an_empty_input_gives_zero_gradients(shape):
+    bn = gn.nn.BatchNorm2d(3) if len(shape) == 4 else gn.nn.BatchNorm1d(3)
+    bn.eval()
+    x = gn.tensor(np.zeros(shape, np.float32), requires_grad=True)
+    out = bn(x)
+    out.sum().backward()
+    assert out.shape == shape and x.grad.shape == shape
+    np.testing.assert_array_equal(bn.weight.grad.numpy(), np.zeros(3, np.float32))
