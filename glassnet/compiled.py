@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["flags", "is_available", "is_enabled", "kernels", "set_enabled"]
+__all__ = ["MIN_PASS_BYTES", "flags", "is_available", "is_enabled", "kernels", "pass_kernels", "set_enabled"]
 
 _wanted = os.environ.get("GLASSNET_NUMBA", "1").strip().lower() not in ("0", "false", "no", "off")
 _module = None  # glassnet._numba_kernels once imported
