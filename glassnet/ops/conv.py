@@ -153,6 +153,7 @@ class Conv2d(Function):
         # piece of it): thousands of chunk-sized arrays freed after backward would make malloc trim
         # and page-fault them again every step.
         kept = np.empty(C * kh * kw * N * Ho * Wg, dtype=x.dtype) if keep else None
+        bias_values = np.empty(0, dtype=x.dtype) if bias is None else bias  # the compiled pass adds none when empty
 
         def chunk(i):  # images [n0, n0 + nb): the chunks are independent, glassnet's threads share them
             n0 = i * nb
@@ -162,9 +163,8 @@ class Conv2d(Function):
             cols = _columns(xc, kernels, wide, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, out=dst)
             res = _forward_gemm(w2, cols, groups)
             if kernels is not None:  # (O, b, Ho * Wo) -> NCHW, plus the bias, in one compiled pass
-                no_bias = np.empty(0, dtype=x.dtype)
                 dst = out[n0 : n0 + nb].reshape(b, O, Ho * Wo)
-                kernels.gemm_to_nchw(res.reshape(O, b, Ho * Wo), no_bias if bias is None else bias, dst)
+                kernels.gemm_to_nchw(res.reshape(O, b, Ho * Wo), bias_values, dst)
                 return
             res = res.reshape(O, -1, Ho, Wg)[..., :Wo].transpose(1, 0, 2, 3)
             if bias is not None:

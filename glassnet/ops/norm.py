@@ -122,7 +122,7 @@ class BatchNorm(Function):
         scale = invstd if weight is None else invstd * weight  # (C,)
         if kernels is not None:  # out = (x - mean) * scale + bias in one pass
             offset = np.zeros(C, dtype=dtype) if bias is None else bias
-            out = _compiled_map(x3, lambda blk, dst: kernels.channel_affine(x3[blk], mean, scale, offset, dst))
+            out = _map_blocks(x3, lambda blk, dst: kernels.channel_affine(x3[blk], mean, scale, offset, dst))
         else:
             out = centred  # out = (x - mean) * scale + bias, in place in the fresh centred array
             _blockwise(np.multiply, out, scale.reshape(shape), out=out)
@@ -161,7 +161,7 @@ class BatchNorm(Function):
                     def dx(blk, dst):
                         kernels.channel_affine2(g[blk], scale, x3[blk], b, c, dst)
 
-                    grad_x = _compiled_map(g, dx)
+                    grad_x = _map_blocks(g, dx)
                 else:
                     grad_x = _affine2(g, scale, x3, b, c)
             else:
@@ -182,13 +182,33 @@ def _blocks(shape, itemsize):
     return [slice(n0, n0 + step) for n0 in range(0, max(N, 1), step)]  # one empty block for N = 0
 
 
+def _map_blocks(like, fn, out=None):
+    """fn(blk, out[blk]) for blocks of axis 0 of an (N, C, L) array, on glassnet's threads; ``out`` fresh by default."""
+    if out is None:
+        out = np.empty(like.shape, dtype=like.dtype)
+    blocks = _blocks(out.shape, out.itemsize)
+    parallel.parallel_for(len(blocks), lambda i: fn(blocks[i], out[blocks[i]]))
+    return out
+
+
+def _sum_blocks(like, fn):
+    """fn(blk) summed over blocks of axis 0 of an (N, C, L) array, computed on glassnet's threads.
+
+    The blocks' results are added in block order, so the sum does not depend on the number of threads.
+    """
+    blocks = _blocks(like.shape, like.itemsize)
+    parts = [None] * len(blocks)
+
+    def block(i):
+        parts[i] = fn(blocks[i])
+
+    parallel.parallel_for(len(blocks), block)
+    return parallel.sum_in_order(parts)
+
+
 def _blockwise(ufunc, x, per_channel, out=None):
     """ufunc(x, per_channel) for an (N, C, L) x and a (1, C, 1) array, block by block over N on glassnet's threads."""
-    if out is None:
-        out = np.empty(x.shape, dtype=x.dtype)
-    blocks = _blocks(x.shape, x.itemsize)
-    parallel.parallel_for(len(blocks), lambda i: ufunc(x[blocks[i]], per_channel, out=out[blocks[i]]))
-    return out
+    return _map_blocks(x, lambda blk, dst: ufunc(x[blk], per_channel, out=dst), out)
 
 
 def _moment_shift(x3):
@@ -206,28 +226,14 @@ def _moment_shift(x3):
 
 
 def _compiled_sums(kernel, arrays, per_channel):
-    """A compiled kernel's (2, C) float64 sums over contiguous (N, C, L) arrays, block by block over N.
+    """A compiled kernel's (2, C) float64 sums over contiguous (N, C, L) arrays, block by block over N."""
 
-    glassnet's threads share the blocks; the blocks' sums are added in block order, so the result
-    does not depend on the number of threads.
-    """
-    blocks = _blocks(arrays[0].shape, arrays[0].itemsize)
-    parts = [None] * len(blocks)
+    def block(blk):
+        sums = np.zeros((2, arrays[0].shape[1]))
+        kernel(*(a[blk] for a in arrays), per_channel, sums)
+        return sums
 
-    def block(i):
-        parts[i] = np.zeros((2, arrays[0].shape[1]))
-        kernel(*(a[blocks[i]] for a in arrays), per_channel, parts[i])
-
-    parallel.parallel_for(len(blocks), block)
-    return parallel.sum_in_order(parts)
-
-
-def _compiled_map(like, fn):
-    """A fresh array like ``like`` (N, C, L), filled by fn(blk, out[blk]) for blocks of axis 0 on glassnet's threads."""
-    out = np.empty(like.shape, dtype=like.dtype)
-    blocks = _blocks(out.shape, out.itemsize)
-    parallel.parallel_for(len(blocks), lambda i: fn(blocks[i], out[blocks[i]]))
-    return out
+    return _sum_blocks(arrays[0], block)
 
 
 def _centred_dot(g, x, mean):
@@ -236,17 +242,8 @@ def _centred_dot(g, x, mean):
     Not ``sum(g * x) - mean * sum(g)``: with |mean| >> std that cancels and loses the float32 sums'
     precision (seen: 1.4e-4 off PyTorch for mean 30, std 2); a block-sized centred copy costs little.
     """
-    blocks = _blocks(g.shape, g.itemsize)
     m = mean.reshape(1, -1, 1)
-    parts = [None] * len(blocks)
-
-    def block(i):  # glassnet's threads share the blocks; their sums are added in block order
-        blk = blocks[i]
-        c = np.subtract(x[blk], m, dtype=g.dtype)
-        parts[i] = _channel_dot(g[blk], c)
-
-    parallel.parallel_for(len(blocks), block)
-    return parallel.sum_in_order(parts)
+    return _sum_blocks(g, lambda blk: _channel_dot(g[blk], np.subtract(x[blk], m, dtype=g.dtype)))
 
 
 def _affine2(g, a, x, b, c):
@@ -257,19 +254,14 @@ def _affine2(g, a, x, b, c):
     """
     N, C, L = g.shape
     a, b, c = a.reshape(1, C, 1), b.reshape(1, C, 1), c.reshape(1, C, 1)
-    out = np.empty(g.shape, dtype=g.dtype)
-    blocks = _blocks(g.shape, g.itemsize)
 
-    def block(i):  # glassnet's threads share the blocks
-        blk = blocks[i]
-        dst = out[blk]
+    def block(blk, dst):
         np.multiply(g[blk], a, out=dst)
         t = np.multiply(x[blk], b)
         t += c
         dst += t
 
-    parallel.parallel_for(len(blocks), block)
-    return out
+    return _map_blocks(g, block)
 
 
 _DOT_BATCHED_MIN_LENGTH = 128
