@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import collections
+import weakref
 from numbers import Number
 
 import numpy as np
@@ -65,7 +66,7 @@ class Tensor:
         tensor([2., 4.])
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_vc", "_hooks", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_vc", "_hooks", "__weakref__")
     __array_priority__ = 1000  # NumPy defers `array + tensor` to Tensor.__radd__
 
     def __init__(self, data, dtype=None, requires_grad: bool = False) -> None:
@@ -74,7 +75,6 @@ class Tensor:
         self._ctx = None
         self._vc = [0]
         self._hooks = None
-        self._retains_grad = False
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -233,15 +233,15 @@ class Tensor:
         """A new leaf sharing this tensor's data (and version counter), outside the graph."""
         out = Tensor.__new__(Tensor)
         out.data, out.grad, out.requires_grad, out._ctx = self.data, None, False, None
-        out._vc, out._hooks, out._retains_grad = self._vc, None, False
+        out._vc, out._hooks = self._vc, None
         return out
 
     def retain_grad(self) -> None:
         """Keep ``grad`` on this non-leaf tensor after backward (leaves always keep theirs)."""
         if not self.requires_grad:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
-        if self._ctx is not None:
-            self._retains_grad = True
+        if self._ctx is not None:  # the graph holds no tensors: its node keeps a weak reference
+            self._ctx.retained = weakref.ref(self)
 
     def register_hook(self, hook):
         """Call ``hook(grad) -> Tensor or None`` with this tensor's gradient during backward.
@@ -250,10 +250,17 @@ class Tensor:
         """
         if not self.requires_grad:
             raise RuntimeError("register_hook on a tensor that does not require grad")
-        if self._hooks is None:
-            self._hooks = []
-        self._hooks.append(hook)
-        return _HookHandle(self._hooks, hook)
+        fn = self._ctx
+        if fn is None:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        else:  # a non-leaf's hooks live on its graph node, which backward reaches without the tensor
+            if fn.hooks is None:
+                fn.hooks = []
+            hooks = fn.hooks
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
 
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Backpropagate from this tensor: every leaf that requires a gradient gets ``.grad`` added.

@@ -251,7 +251,7 @@ def test_a_chain_of_10000_ops_backpropagates_without_recursion():
         y = y * 1.0001
     y.sum().backward()
     np.testing.assert_allclose(x.grad.data, np.full(2, 1.0001**10_000))
-    assert len(engine.topological_order(x * 1)) == 2
+    assert len(engine.topological_order((x * 1).grad_fn)) == 2  # the Mul node and the leaf
 
 
 def test_a_deep_graph_is_freed_without_recursion():
@@ -260,6 +260,41 @@ def test_a_deep_graph_is_freed_without_recursion():
     for _ in range(50_000):
         y = y + 1.0
     del y  # CPython frees the chain node by node; a crash or RecursionError here is the failure
+
+
+def test_an_intermediate_no_backward_needs_is_freed_during_the_forward_pass():
+    # The graph links ops, not tensors: batch norm's output feeds only ReLU, which keeps its mask,
+    # so the output dies with the caller's last reference, long before backward.
+    bn, conv = gn.nn.BatchNorm2d(3), gn.nn.Conv2d(2, 3, 3, padding=1)
+    x = gn.randn(4, 2, 5, 5)
+    h = bn(conv(x))
+    alive = weakref.ref(h)
+    y = gn.nn.functional.relu(h)
+    del h
+    assert alive() is None
+    y.sum().backward()
+    assert conv.weight.grad is not None and bn.weight.grad is not None
+
+
+def test_an_input_a_backward_saved_stays_valid_after_the_caller_drops_it():
+    x = gn.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    h = x * 2.0
+    y = h * h  # Mul saves both inputs' arrays
+    del h
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.data, 8 * x.data)
+
+
+def test_retain_grad_and_hooks_on_an_intermediate_still_reach_it():
+    x = gn.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3.0
+    h.retain_grad()
+    seen = []
+    h.register_hook(lambda g: seen.append(g.data.copy()))
+    (h * h).sum().backward()
+    np.testing.assert_allclose(h.grad.data, 2 * h.data)
+    np.testing.assert_allclose(seen[0], 2 * h.data)
+    np.testing.assert_allclose(x.grad.data, 18 * x.data)
 
 
 def test_no_grad_records_nothing_and_restores_the_mode():

@@ -4,85 +4,93 @@ No recursion anywhere, so a chain of any length backpropagates. Gradients flow a
 are summed when a tensor feeds several ops; leaf tensors accumulate them in ``.grad`` as PyTorch
 does. Unless ``retain_graph`` is set, each node's saved arrays are released once used.
 
-Tensors hash by identity, so they key the engine's sets and dicts directly.
+The graph's nodes (Functions and leaf tensors) hash by identity, so they key the engine's sets
+and dicts directly.
 """
 
 from __future__ import annotations
 
 import sys
 
-import glassnet.tensor as _tensor_module
+import glassnet.tensor as _tensor_module  # tensor.py imports this module first: read Tensor at call time
 from glassnet.autograd import grad_mode
 
 _getrefcount = sys.getrefcount
 
 
 def topological_order(root) -> list:
-    """Tensors reachable from ``root`` through recorded ops that need a gradient, inputs first.
+    """Graph nodes reachable from ``root`` (a node) along edges that need a gradient, inputs first.
 
-    A depth-first search with an explicit stack: a tensor is pushed once to be expanded (its inputs
-    pushed above it) and once more, wrapped in a 1-tuple, to be emitted after all of its inputs.
+    A node is a Function (an op's record) or a leaf tensor. A depth-first search with an explicit
+    stack: a node is pushed once to be expanded (its inputs pushed above it) and once more, wrapped
+    in a 1-tuple, to be emitted after all of its inputs.
     """
+    Tensor = _tensor_module.Tensor
     order = []
     visited = set()
     stack = [root]
     push = stack.append
     while stack:
-        t = stack.pop()
-        if type(t) is tuple:  # every input of t[0] is already in order
-            order.append(t[0])
+        node = stack.pop()
+        if type(node) is tuple:  # every input of node[0] is already in order
+            order.append(node[0])
             continue
-        if t in visited:
+        if node in visited:
             continue
-        visited.add(t)
-        fn = t._ctx
-        if fn is None:
-            order.append(t)
+        visited.add(node)
+        if isinstance(node, Tensor):
+            order.append(node)
             continue
-        if fn.released:
+        if node.released:
             raise RuntimeError(
-                f"backward: trying to go through the graph a second time ({fn!r} already "
+                f"backward: trying to go through the graph a second time ({node!r} already "
                 "released its saved arrays); pass retain_graph=True to the first backward call"
             )
-        push((t,))
-        for p in fn.parents:
-            if p.requires_grad and p not in visited:
+        push((node,))
+        for p in node.edges:
+            if p is not None and p not in visited:
                 push(p)
     return order
 
 
 def backward(root, grad, retain_graph: bool = False) -> None:
-    """Backpropagate ``grad`` (an array shaped like ``root``) to every leaf that requires a gradient."""
-    order = topological_order(root)
-    grads = {root: grad}
+    """Backpropagate ``grad`` (an array shaped like tensor ``root``) to every leaf that requires a gradient."""
+    Tensor = _tensor_module.Tensor
+    root_node = root if root._ctx is None else root._ctx
+    order = topological_order(root_node)
+    grads = {root_node: grad}
     prev_mode = grad_mode.enabled
     grad_mode.enabled = False
     try:
         while order:
-            t = order.pop()  # outputs first; popping lets each activation be freed once it is used
-            g = grads.pop(t, None)
+            fn = order.pop()  # outputs first; popping lets each saved array be freed once it is used
+            g = grads.pop(fn, None)
             if g is None:
                 continue
-            if t._hooks:
-                g = _run_hooks(t, g)
-            fn = t._ctx
-            if fn is None:
-                _accumulate(t, g)
+            if isinstance(fn, Tensor):  # a leaf
+                if fn._hooks:
+                    g = _run_hooks(fn._hooks, g)
+                _accumulate(fn, g)
                 continue
-            if t._retains_grad:
-                _accumulate(t, g)
-            fn.check_versions(t)
-            parents = fn.parents
+            if fn.hooks:
+                g = _run_hooks(fn.hooks, g)
+            if fn.retained is not None:
+                t = fn.retained()
+                if t is not None:
+                    _accumulate(t, g)
+                t = None
+            fn.check_versions()
             in_grads = fn.backward(g)
             if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
-            for p, pg in zip(parents, in_grads):
-                if pg is None or not p.requires_grad:
+            for p, pg in zip(fn.edges, in_grads):
+                if pg is None or p is None:
                     continue
-                if pg.shape != p.data.shape:
+                shape = p.data.shape if isinstance(p, Tensor) else p.out_shape
+                if pg.shape != shape:
                     raise RuntimeError(
                         f"{type(fn).__name__}.backward returned a gradient of shape {pg.shape} "
-                        f"for an input of shape {p.data.shape}"
+                        f"for an input of shape {shape}"
                     )
                 prev = grads.get(p)
                 grads[p] = pg if prev is None else prev + pg
@@ -95,12 +103,13 @@ def backward(root, grad, retain_graph: bool = False) -> None:
         grad_mode.enabled = prev_mode
 
 
-def _run_hooks(t, g):
-    """Call ``t``'s hooks in order; a hook returning a Tensor or array replaces the gradient."""
-    for hook in list(t._hooks):
-        result = hook(_tensor_module.Tensor(g))
+def _run_hooks(hooks, g):
+    """Call the hooks in order; a hook returning a Tensor or array replaces the gradient."""
+    Tensor = _tensor_module.Tensor
+    for hook in list(hooks):
+        result = hook(Tensor(g))
         if result is not None:
-            g = result.data if isinstance(result, _tensor_module.Tensor) else result
+            g = result.data if isinstance(result, Tensor) else result
     return g
 
 

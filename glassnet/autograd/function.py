@@ -4,6 +4,13 @@ A primitive subclasses Function with ``forward(*arrays, **options) -> array`` th
 ``self`` what backward needs, and ``backward(grad_out) -> grad or tuple of grads`` (one per tensor
 input, ``None`` where none is needed). The node is recorded only when grad mode is on and some
 input requires a gradient, so evaluation under ``no_grad`` pays for the NumPy call alone.
+
+The graph is made of these nodes, not of tensors (PyTorch's design): a node links to the nodes of
+its inputs (``edges``: an input's own node, the leaf tensor itself, or None where the input needs no
+gradient), never to the input tensors. So an intermediate tensor's array is freed as soon as the
+caller drops the tensor unless its backward, or its consumers' backward, saved the array: in
+``relu(batch_norm(conv(x)))`` the batch norm's output is freed during the forward pass (ReLU keeps
+only its mask), where a graph of tensors would hold it until backward.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ class Function:
     saves_output = False
     is_view = False
     released = False
+    hooks = None  # gradient hooks registered on the output tensor (Tensor.register_hook)
+    retained = None  # weak reference to the output tensor after its retain_grad()
 
     def forward(self, *arrays, **options):
         raise NotImplementedError
@@ -57,7 +66,6 @@ class Function:
         out.data = data
         out.grad = None
         out._hooks = None
-        out._retains_grad = False
         if cls.is_view and data.base is not None:
             out._vc = inputs[0]._vc
         else:
@@ -70,10 +78,23 @@ class Function:
                 out.requires_grad = False
                 out._ctx = None
                 return out
-            fn.parents = inputs
+            # One edge per input: its node (the op that made it, or the leaf tensor itself), None
+            # where it needs no gradient. Unrolled for the common arities (~0.3 us a call).
+            if n == 2:
+                a, b = inputs
+                fn.edges = (
+                    (a._ctx or a) if a.requires_grad else None,
+                    (b._ctx or b) if b.requires_grad else None,
+                )
+            elif n == 1:
+                fn.edges = (inputs[0]._ctx or inputs[0],)
+            else:
+                fn.edges = tuple((t._ctx or t) if t.requires_grad else None for t in inputs)
+            fn.out_shape = data.shape
             if cls.saves_inputs:
-                fn.versions = [t._vc[0] for t in inputs]
+                fn.versions = [(t._vc, t._vc[0], t.data.shape) for t in inputs]
             if cls.saves_output:
+                fn.out_vc = out._vc
                 fn.out_version = out._vc[0]
             out.requires_grad = True
             out._ctx = fn
@@ -82,21 +103,25 @@ class Function:
         out._ctx = None
         return out
 
-    def check_versions(self, out) -> None:
+    def needs_grad(self, i: int) -> bool:
+        """Whether backward must return a gradient for input ``i``."""
+        return self.edges[i] is not None
+
+    def check_versions(self) -> None:
         """Raise if an array that backward needs was modified in place after forward."""
         name = type(self).__name__
         if self.saves_inputs:
-            for i, (t, version) in enumerate(zip(self.parents, self.versions)):
-                if t._vc[0] != version:
+            for i, (vc, version, shape) in enumerate(self.versions):
+                if vc[0] != version:
                     raise RuntimeError(
-                        f"{name}.backward: input {i} of shape {tuple(t.shape)} was modified in place "
-                        f"after the forward pass (version {t._vc[0]}, expected {version}); backward "
-                        "needs its old value. Use an out-of-place op (x = x + 1, not x += 1) or clone()."
+                        f"{name}.backward: input {i} of shape {shape} was modified in place after the "
+                        f"forward pass (version {vc[0]}, expected {version}); backward needs its old value. "
+                        "Use an out-of-place op (x = x + 1, not x += 1) or clone()."
                     )
-        if self.saves_output and out._vc[0] != self.out_version:
+        if self.saves_output and self.out_vc[0] != self.out_version:
             raise RuntimeError(
-                f"{name}.backward: its output of shape {tuple(out.shape)} was modified in place "
-                f"after the forward pass (version {out._vc[0]}, expected {self.out_version}); "
+                f"{name}.backward: its output of shape {self.out_shape} was modified in place "
+                f"after the forward pass (version {self.out_vc[0]}, expected {self.out_version}); "
                 "backward needs its old value. Use an out-of-place op or clone()."
             )
 

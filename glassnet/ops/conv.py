@@ -174,6 +174,7 @@ class Conv2d(Function):
 
         parallel_for(-(-N // nb), chunk)
         self.cols, self.weight, self.chunk, self.kernels = kept, weight, nb, kernels
+        self.x = x if kept is None and grad_mode.enabled else None  # backward rebuilds the columns from it
         self.geometry = (x.shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, bias is not None, wide)
         return out[0] if self.unbatched else out
 
@@ -187,9 +188,8 @@ class Conv2d(Function):
             grad_out = grad_out[None]
         if kernels is not None:
             grad_out = np.ascontiguousarray(grad_out)
-        parents = self.parents
-        need_weight, need_x = parents[1].requires_grad, parents[0].requires_grad
-        x = None if self.cols is not None or not need_weight else parents[0].data.reshape(x_shape)
+        need_weight, need_x = self.needs_grad(1), self.needs_grad(0)
+        x = None if self.cols is not None or not need_weight else self.x.reshape(x_shape)
         if x is not None and kernels is not None:
             x = np.ascontiguousarray(x)
         grad_x = np.empty(x_shape, dtype=grad_out.dtype) if need_x else None

@@ -48,9 +48,9 @@ class Mul(Function):
         return a * b
 
     def backward(self, grad_out):
-        a, b, parents = self.a, self.b, self.parents
-        grad_a = unbroadcast(grad_out * b, a.shape) if parents[0].requires_grad else None
-        grad_b = unbroadcast(grad_out * a, b.shape) if parents[1].requires_grad else None
+        a, b, edges = self.a, self.b, self.edges
+        grad_a = unbroadcast(grad_out * b, a.shape) if edges[0] is not None else None
+        grad_b = unbroadcast(grad_out * a, b.shape) if edges[1] is not None else None
         return grad_a, grad_b
 
 
@@ -62,10 +62,10 @@ class Div(Function):
         return a / b
 
     def backward(self, grad_out):
-        a, b, parents = self.a, self.b, self.parents
+        a, b, edges = self.a, self.b, self.edges
         grad_a = grad_out / b
-        grad_b = unbroadcast(-grad_a * a / b, b.shape) if parents[1].requires_grad else None
-        return (unbroadcast(grad_a, a.shape) if parents[0].requires_grad else None), grad_b
+        grad_b = unbroadcast(-grad_a * a / b, b.shape) if edges[1] is not None else None
+        return (unbroadcast(grad_a, a.shape) if edges[0] is not None else None), grad_b
 
 
 class Neg(Function):

@@ -292,7 +292,7 @@ class BCEWithLogits(Function):
         grad_x = a * ((1 - y) - (sig_neg if lw is None else lw * sig_neg))
         grad_x = np.broadcast_to(grad_x, x.shape).astype(dtype)
         grad_y = None
-        if self.parents[1].requires_grad:
+        if self.edges[1] is not None:
             dy = -x if pos_weight is None else (pos_weight - 1) * self.softplus_neg - x
             grad_y = np.broadcast_to(a * dy, y.shape).astype(dtype)
         return grad_x, grad_y
@@ -348,6 +348,6 @@ class BCE(Function):
         grad_p = (a * (p - y) / np.maximum(p * (1 - p), dtype.type(1e-12))).astype(dtype, copy=False)
         grad_p = np.broadcast_to(grad_p, p.shape)
         grad_y = None
-        if self.parents[1].requires_grad:
+        if self.edges[1] is not None:
             grad_y = np.broadcast_to(a * (self.log_1mp - self.log_p), y.shape).astype(dtype)
         return grad_p, grad_y

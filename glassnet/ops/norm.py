@@ -128,13 +128,13 @@ class BatchNorm(Function):
             _blockwise(np.multiply, out, scale.reshape(shape), out=out)
             if bias is not None:
                 _blockwise(np.add, out, bias.reshape(shape), out=out)
-        self.mean, self.invstd, self.scale, self.training = mean, invstd, scale, training
+        self.x, self.mean, self.invstd, self.scale, self.training = x, mean, invstd, scale, training
         self.has_weight = weight is not None
         return out.reshape(x.shape)
 
     def backward(self, grad_out):
         mean, invstd, scale = self.mean, self.invstd, self.scale
-        x = self.parents[0].data
+        x = self.x
         N, C = x.shape[:2]
         L = math.prod(x.shape[2:])
         x3 = x.reshape(N, C, L)
@@ -150,7 +150,7 @@ class BatchNorm(Function):
             sum_g_centred = _centred_dot(g, x3, mean)  # sum g * (x - mean), float64
         grad_weight = (sum_g_centred * invstd).astype(dtype)  # sum g * xhat
         grad_x = None
-        if self.parents[0].requires_grad:
+        if self.edges[0] is not None:
             if self.training:
                 # dx = scale * (g - mean(g) - xhat * mean(g * xhat)) = g * a + x * b + c, per channel.
                 b = -scale.astype(np.float64) * invstd.astype(np.float64) ** 2 * sum_g_centred / M
