@@ -224,26 +224,25 @@ def max_pool2x2_backward(x, out, grad_out, grad_x):
 
 
 @_jit
-def relu_with_mask(x, out, mask):
-    """out = np.maximum(x, 0) (NaN stays NaN, -0.0 gives +0.0) and mask = x > 0, in one pass over flat arrays.
-
-    NumPy needs two passes (the mask, then the maximum); this one is 2-2.5x faster.
-    """
-    xf, of, mf = x.ravel(), out.ravel(), mask.ravel()
+def relu(x, out):
+    """out = np.maximum(x, 0) over flat arrays (NaN stays NaN, -0.0 gives +0.0); 1.5x NumPy's pass."""
+    xf, of = x.ravel(), out.ravel()
     zero = xf.dtype.type(0)
     for i in range(xf.size):
         v = xf[np.uint64(i)]
-        positive = v > zero
-        of[np.uint64(i)] = v if positive | (v != v) else zero
-        mf[np.uint64(i)] = positive
+        of[np.uint64(i)] = v if (v > zero) | (v != v) else zero
 
 
 @_jit
-def relu_backward(grad_out, mask, grad_x):
-    """grad_x = grad_out * mask over flat arrays (as NumPy's product: inf * False is NaN); 2x NumPy's speed."""
-    gf, mf, of = grad_out.ravel(), mask.ravel(), grad_x.ravel()
+def relu_backward(grad_out, out, grad_x):
+    """grad_x = grad_out * (out > 0) over flat arrays, as NumPy's product (inf * False is NaN), in one pass.
+
+    NumPy needs two (the mask, then the product); this one is about 2x faster.
+    """
+    gf, of, xf = grad_out.ravel(), out.ravel(), grad_x.ravel()
+    zero, one = gf.dtype.type(0), gf.dtype.type(1)
     for i in range(gf.size):
-        of[np.uint64(i)] = gf[np.uint64(i)] * mf[np.uint64(i)]
+        xf[np.uint64(i)] = gf[np.uint64(i)] * (one if of[np.uint64(i)] > zero else zero)
 
 
 # Per-channel sums add float64 terms; 'reassoc' lets LLVM keep several partial sums in vector lanes

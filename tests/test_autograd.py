@@ -98,19 +98,21 @@ def test_a_second_backward_without_retain_graph_is_a_clear_error():
 
 def test_saved_arrays_are_released_after_backward():
     x = gn.randn(5, requires_grad=True)
-    y = x.relu()
-    mask = weakref.ref(y.grad_fn.mask)
+    h = x * 3.0
+    y = h * h  # Mul saves both inputs' arrays
+    saved = weakref.ref(y.grad_fn.a)
+    del h  # now only the node holds h's array
     y.sum().backward()
-    assert mask() is None
+    assert saved() is None
     assert y.grad_fn.released
 
 
 def test_saved_arrays_are_kept_with_retain_graph():
     x = gn.randn(5, requires_grad=True)
-    y = x.relu()
+    y = x * x
     y.sum().backward(retain_graph=True)
     assert not y.grad_fn.released
-    assert y.grad_fn.mask is not None
+    assert y.grad_fn.a is not None
 
 
 def test_backward_of_a_non_scalar_without_gradient_is_an_error_naming_the_shape():
@@ -283,6 +285,24 @@ def test_an_input_a_backward_saved_stays_valid_after_the_caller_drops_it():
     del h
     y.sum().backward()
     np.testing.assert_allclose(x.grad.data, 8 * x.data)
+
+
+def test_a_leaf_frozen_between_forward_and_backward_gets_no_grad():
+    lin = gn.nn.Linear(3, 1)
+    loss = (lin(gn.randn(4, 3)) ** 2).mean()
+    lin.weight.requires_grad_(False)
+    loss.backward()
+    assert lin.weight.grad is None and lin.bias.grad is not None
+
+
+def test_a_leaf_that_asks_for_grad_after_its_use_gets_none_as_in_pytorch():
+    x = gn.tensor([1.0, 2.0])
+    w = gn.tensor([3.0, 4.0], requires_grad=True)
+    y = (x * w).sum()
+    x.requires_grad_(True)
+    y.backward()
+    assert x.grad is None
+    np.testing.assert_allclose(w.grad.data, x.data)
 
 
 def test_retain_grad_and_hooks_on_an_intermediate_still_reach_it():

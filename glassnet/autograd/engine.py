@@ -26,6 +26,8 @@ def topological_order(root) -> list:
     in a 1-tuple, to be emitted after all of its inputs.
     """
     Tensor = _tensor_module.Tensor
+    if isinstance(root, Tensor) and root._ctx is not None:  # a non-leaf tensor: start from its node
+        root = root._ctx
     order = []
     visited = set()
     stack = [root]
@@ -68,6 +70,8 @@ def backward(root, grad, retain_graph: bool = False) -> None:
             if g is None:
                 continue
             if isinstance(fn, Tensor):  # a leaf
+                if not fn.requires_grad:  # frozen after the forward pass: no gradient, as PyTorch
+                    continue
                 if fn._hooks:
                     g = _run_hooks(fn._hooks, g)
                 _accumulate(fn, g)

@@ -83,13 +83,14 @@ class Function:
             if n == 2:
                 a, b = inputs
                 fn.edges = (
-                    (a._ctx or a) if a.requires_grad else None,
-                    (b._ctx or b) if b.requires_grad else None,
+                    (a if a._ctx is None else a._ctx) if a.requires_grad else None,
+                    (b if b._ctx is None else b._ctx) if b.requires_grad else None,
                 )
             elif n == 1:
-                fn.edges = (inputs[0]._ctx or inputs[0],)
+                a = inputs[0]
+                fn.edges = (a if a._ctx is None else a._ctx,)
             else:
-                fn.edges = tuple((t._ctx or t) if t.requires_grad else None for t in inputs)
+                fn.edges = tuple((t if t._ctx is None else t._ctx) if t.requires_grad else None for t in inputs)
             fn.out_shape = data.shape
             if cls.saves_inputs:
                 fn.versions = [(t._vc, t._vc[0], t.data.shape) for t in inputs]
