@@ -239,10 +239,10 @@ def relu_backward(grad_out, out, grad_x):
 
     NumPy needs two (the mask, then the product); this one is about 2x faster.
     """
-    gf, of, xf = grad_out.ravel(), out.ravel(), grad_x.ravel()
+    gf, of, dxf = grad_out.ravel(), out.ravel(), grad_x.ravel()
     zero, one = gf.dtype.type(0), gf.dtype.type(1)
     for i in range(gf.size):
-        xf[np.uint64(i)] = gf[np.uint64(i)] * (one if of[np.uint64(i)] > zero else zero)
+        dxf[np.uint64(i)] = gf[np.uint64(i)] * (one if of[np.uint64(i)] > zero else zero)
 
 
 # Per-channel sums add float64 terms; 'reassoc' lets LLVM keep several partial sums in vector lanes

@@ -9,8 +9,8 @@ The graph is made of these nodes, not of tensors (PyTorch's design): a node link
 its inputs (``edges``: an input's own node, the leaf tensor itself, or None where the input needs no
 gradient), never to the input tensors. So an intermediate tensor's array is freed as soon as the
 caller drops the tensor unless its backward, or its consumers' backward, saved the array: in
-``relu(batch_norm(conv(x)))`` the batch norm's output is freed during the forward pass (ReLU keeps
-only its mask), where a graph of tensors would hold it until backward.
+``relu(batch_norm(conv(x)))`` the batch norm's output is freed during the forward pass (ReLU's
+backward reads ReLU's own output), where a graph of tensors would hold it until backward.
 """
 
 from __future__ import annotations

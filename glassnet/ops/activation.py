@@ -53,8 +53,8 @@ class ReLU(Function):
         kernels = compiled.pass_kernels(grad_out) if compiled_ok else None
         if kernels is not None:  # one compiled pass (glassnet[fast]) where NumPy makes the mask first
             grad_x = np.empty_like(grad_out)
-            gf, of, xf = grad_out.reshape(-1), out.reshape(-1), grad_x.reshape(-1)
-            parallel.parallel_rows(gf.size, gf.nbytes, lambda a, b: kernels.relu_backward(gf[a:b], of[a:b], xf[a:b]))
+            gf, of, dxf = grad_out.reshape(-1), out.reshape(-1), grad_x.reshape(-1)
+            parallel.parallel_rows(gf.size, gf.nbytes, lambda a, b: kernels.relu_backward(gf[a:b], of[a:b], dxf[a:b]))
             return grad_x
         if grad_out.ndim < 2 or not grad_out.flags.c_contiguous or parallel.parts(grad_out.nbytes) == 1:
             return grad_out * (out > 0)

@@ -150,7 +150,7 @@ class BatchNorm(Function):
             sum_g_centred = _centred_dot(g, x3, mean)  # sum g * (x - mean), float64
         grad_weight = (sum_g_centred * invstd).astype(dtype)  # sum g * xhat
         grad_x = None
-        if self.edges[0] is not None:
+        if self.needs_grad(0):
             if self.training:
                 # dx = scale * (g - mean(g) - xhat * mean(g * xhat)) = g * a + x * b + c, per channel.
                 b = -scale.astype(np.float64) * invstd.astype(np.float64) ** 2 * sum_g_centred / M
