@@ -47,7 +47,6 @@ def main() -> int:
     import numpy as np
 
     import glassnet as gn
-    from glassnet import nn, optim
     from glassnet.datasets import FASHION_MNIST_ROOT, DatasetError, fashion_mnist
     from glassnet.train.models import lenet
 
@@ -69,12 +68,12 @@ def main() -> int:
 
     gn.manual_seed(args.seed)
     model = lenet((1, 28, 28), 10)
-    runs = {"glassnet": GlassnetRun(gn, nn, optim, model, args)}
+    runs = {"glassnet": Run(gn, model, args)}
     if torch is not None:
         torch.set_num_threads(args.threads)
         torch_model = _common.build_lenet(torch.nn)
         torch_model.load_state_dict({k: torch.from_numpy(v.data.copy()) for k, v in model.state_dict().items()})
-        runs["torch"] = TorchRun(torch, torch_model, args)
+        runs["torch"] = Run(torch, torch_model, args)
 
     print(
         f"LeNet-5 on Fashion-MNIST: {len(x_train)} training / {len(x_test)} test images, batch {args.batch_size}, "
@@ -102,23 +101,25 @@ def main() -> int:
     return 0
 
 
-class GlassnetRun:
-    def __init__(self, gn, nn, optim, model, args) -> None:
-        self.gn, self.model, self.batch_size = gn, model, args.batch_size
+class Run:
+    """One library's training loop; ``lib`` is glassnet or torch (the same API, so the same code)."""
+
+    def __init__(self, lib, model, args) -> None:
+        self.lib, self.model, self.batch_size = lib, model, args.batch_size
         if args.optimizer == "sgd":
-            self.optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            self.optimizer = lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         else:
-            self.optimizer = optim.Adam(model.parameters(), lr=1e-3)
-        self.scheduler = optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=args.epochs)
-        self.loss_fn = nn.CrossEntropyLoss()
+            self.optimizer = lib.optim.Adam(model.parameters(), lr=1e-3)
+        self.scheduler = lib.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=args.epochs)
+        self.loss_fn = lib.nn.CrossEntropyLoss()
 
     def train_epoch(self, x, y, order) -> float:
-        gn, model = self.gn, self.model
+        lib, model = self.lib, self.model
         model.train()
         start = time.perf_counter()
         for i in range(0, len(order), self.batch_size):
             index = order[i : i + self.batch_size]
-            loss = self.loss_fn(model(gn.tensor(x[index])), gn.tensor(y[index]))
+            loss = self.loss_fn(model(lib.from_numpy(x[index])), lib.from_numpy(y[index]))
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
@@ -128,41 +129,9 @@ class GlassnetRun:
     def accuracy(self, x, y) -> float:
         self.model.eval()
         correct = 0
-        with self.gn.no_grad():
+        with self.lib.no_grad():
             for i in range(0, len(x), 1000):
-                correct += int((self.model(self.gn.tensor(x[i : i + 1000])).data.argmax(1) == y[i : i + 1000]).sum())
-        return correct / len(x)
-
-
-class TorchRun:
-    def __init__(self, torch, model, args) -> None:
-        self.torch, self.model, self.batch_size = torch, model, args.batch_size
-        if args.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        else:
-            self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=args.epochs)
-        self.loss_fn = torch.nn.CrossEntropyLoss()
-
-    def train_epoch(self, x, y, order) -> float:
-        torch, model = self.torch, self.model
-        model.train()
-        start = time.perf_counter()
-        for i in range(0, len(order), self.batch_size):
-            index = order[i : i + self.batch_size]
-            loss = self.loss_fn(model(torch.from_numpy(x[index])), torch.from_numpy(y[index]))
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-        self.scheduler.step()
-        return time.perf_counter() - start
-
-    def accuracy(self, x, y) -> float:
-        self.model.eval()
-        correct = 0
-        with self.torch.no_grad():
-            for i in range(0, len(x), 1000):
-                output = self.model(self.torch.from_numpy(x[i : i + 1000]))
+                output = self.model(self.lib.from_numpy(x[i : i + 1000]))
                 correct += int((output.argmax(1).numpy() == y[i : i + 1000]).sum())
         return correct / len(x)
 
