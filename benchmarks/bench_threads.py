@@ -10,10 +10,10 @@ Modes, switched back and forth inside one process so that both see the same mach
 - ``glassnet``: ``gn.set_num_threads(threads)`` (glassnet's pool shares the kernels' pieces, BLAS on
   one thread while it works).
 
-With ``--compare kernels`` (needs ``pip install ".[fast]"``), both on glassnet's threads:
+With ``--compare kernels`` (needs the C extension, built at install), both on glassnet's threads:
 
 - ``numpy``: the pure NumPy kernels (the reference);
-- ``compiled``: the numba kernels of ``glassnet.compiled``.
+- ``compiled``: the C kernels of ``glassnet.compiled``.
 
 Prints the median step time of each mode for training and inference steps, and the speed-up.
 """
@@ -76,7 +76,7 @@ def main() -> None:
 
     modes = ("blas", "glassnet") if args.compare == "threads" else ("numpy", "compiled")
     if args.compare == "kernels" and gn.compiled.kernels() is None:
-        raise SystemExit('--compare kernels needs numba: pip install ".[fast]"')
+        raise SystemExit("--compare kernels needs glassnet's C kernels (built at install with a C compiler)")
     for step in (train, infer):
         model.train(step is train)
         step()

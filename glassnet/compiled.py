@@ -1,14 +1,15 @@
-"""The switch for glassnet's optional compiled kernels (``pip install "glassnet[fast]"``, numba).
+"""The switch for glassnet's compiled kernels (the C extension ``glassnet._ckernels``).
 
-With numba installed, the memory-bound passes of CNN training run compiled kernels that release the
-GIL for a whole block (``glassnet/_numba_kernels.py``): convolution's im2col, col2im and layout
-passes and ``MaxPool2d(2)`` always, ReLU and BatchNorm on arrays of at least ``MIN_PASS_BYTES``
-(below that the gain is a few microseconds, not worth loading numba's ~120 MiB runtime into, say, an
-MLP's process). Only float32 and float64 arrays in the machine's byte order are compiled for; other
-dtypes (float16, big-endian data) take the NumPy path. Without numba, with ``GLASSNET_NUMBA=0`` in
-the environment, or after ``set_enabled(False)``, every op runs the pure NumPy path, which is the
-reference: the tests compare the two. Like PyTorch's ``torch.backends.mkldnn``, the fast path is
-used when it is there, and can be turned off.
+``pip install glassnet`` builds the extension where a C compiler is found (``setup.py``; it adds no
+dependency), and then the memory-bound passes of CNN training run compiled kernels that release the
+GIL for a whole block (``glassnet/_kernels.c``): convolution's im2col, col2im and layout passes and
+``MaxPool2d(2)`` always, ReLU and BatchNorm on arrays of at least ``MIN_PASS_BYTES`` (below that the
+gain is a few microseconds a call). Only float32 and float64 arrays in the machine's byte order have
+kernels; other dtypes (float16, big-endian data) take the NumPy path. Without the extension (no
+compiler at install time), with ``GLASSNET_COMPILED=0`` in the environment, or after
+``set_enabled(False)``, every op runs the pure NumPy path, which is the reference: the tests compare
+the two. Like PyTorch's ``torch.backends.mkldnn``, the fast path is used when it is there, and can be
+turned off.
 
 Example:
     >>> import glassnet as gn
@@ -28,28 +29,31 @@ import numpy as np
 
 __all__ = ["MIN_PASS_BYTES", "flags", "is_available", "is_enabled", "kernels", "pass_kernels", "set_enabled"]
 
-_wanted = os.environ.get("GLASSNET_NUMBA", "1").strip().lower() not in ("0", "false", "no", "off")
-_module = None  # glassnet._numba_kernels once imported
-_failed = False  # numba is installed but would not import
+_wanted = os.environ.get("GLASSNET_COMPILED", "1").strip().lower() not in ("0", "false", "no", "off")
+_module = None  # glassnet._ckernels once imported
+_failed = False  # the extension is there but would not import
 
 
 def is_available() -> bool:
-    """True when numba is installed and imports (the extra ``glassnet[fast]``)."""
+    """True when the C extension was built at install time and imports."""
     if _failed:
         return False
-    return _module is not None or importlib.util.find_spec("numba") is not None
+    return _module is not None or importlib.util.find_spec("glassnet._ckernels") is not None
 
 
 def is_enabled() -> bool:
-    """True when the ops use the compiled kernels (numba is available and they are switched on)."""
+    """True when the ops use the compiled kernels (the extension is available and they are switched on)."""
     return _wanted and is_available()
 
 
 def set_enabled(enabled: bool) -> None:
-    """Switch the compiled kernels on or off for the whole process; on needs numba."""
+    """Switch the compiled kernels on or off for the whole process; on needs the C extension."""
     global _wanted
     if enabled and not is_available():
-        raise RuntimeError('glassnet.compiled: numba is not installed; pip install "glassnet[fast]"')
+        raise RuntimeError(
+            "glassnet.compiled: the C kernels were not built (no C compiler when glassnet was installed); "
+            "install a C compiler and reinstall glassnet"
+        )
     _wanted = bool(enabled)
 
 
@@ -65,13 +69,13 @@ def flags(enabled: bool):
         _wanted = before
 
 
-# numba compiles no float16 arithmetic, and its array types are native-endian only.
+# The kernels are built for float32 and float64 in the machine's byte order.
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 MIN_PASS_BYTES = 1 << 20  # ReLU and BatchNorm use the compiled kernels from this size up
 
 
 def kernels(dtype=None):
-    """The compiled kernels module when enabled (and, given a ``dtype``, when they handle it), else None.
+    """The compiled kernels module (``glassnet._ckernels``) when enabled and able to take ``dtype``, else None.
 
     The ops then run the NumPy path, which handles every floating dtype (float16 and big-endian
     arrays included).
@@ -80,20 +84,19 @@ def kernels(dtype=None):
     if not _wanted or _failed or (dtype is not None and np.dtype(dtype) not in _DTYPES):
         return None
     if _module is None:
-        if importlib.util.find_spec("numba") is None:
+        if importlib.util.find_spec("glassnet._ckernels") is None:
             return None
         try:
-            from glassnet import _numba_kernels
-        except Exception as error:  # a numba that does not match this NumPy, say
+            from glassnet import _ckernels
+        except ImportError as error:  # built for another Python, say
             _failed = True
             warnings.warn(
-                f"glassnet.compiled: numba would not import ({type(error).__name__}: {error}); "
-                "glassnet runs its NumPy kernels",
+                f"glassnet.compiled: the C kernels would not load ({error}); glassnet runs its NumPy kernels",
                 RuntimeWarning,
                 stacklevel=2,
             )
             return None
-        _module = _numba_kernels
+        _module = _ckernels
     return _module
 
 

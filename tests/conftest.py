@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import glassnet as gn
-from tests.helpers import require_in_ci, skip_without_numba
+from tests.helpers import require_in_ci, skip_without_compiled
 
 
 def _import_torch():
@@ -32,9 +32,9 @@ def torch():
 
 @pytest.fixture(params=["numpy", "compiled"])
 def kernel_path(request):
-    """Runs the test on the pure NumPy kernels and on the compiled ones (glassnet[fast], numba)."""
+    """Runs the test on the pure NumPy kernels and on the compiled ones (the C extension)."""
     if request.param == "compiled":
-        skip_without_numba()
+        skip_without_compiled()
     with gn.compiled.flags(enabled=request.param == "compiled"):
         yield request.param
 

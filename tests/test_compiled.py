@@ -1,4 +1,4 @@
-"""The compiled kernels (glassnet[fast], numba) against the pure NumPy path they replace, and the switch."""
+"""The compiled kernels (the C extension glassnet._ckernels) against the NumPy path they replace, and the switch."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from glassnet.ops import conv
 from glassnet.ops.activation import ReLU
 from glassnet.ops.norm import BatchNorm
 from glassnet.ops.pool import MaxPool2d
-from tests.helpers import skip_without_numba
+from tests.helpers import skip_without_compiled
 
 
 @pytest.fixture
 def kernels():
-    """The compiled kernels module; skipped without numba (and failing in CI, where it is installed)."""
-    skip_without_numba()
-    with gn.compiled.flags(enabled=True):  # also under GLASSNET_NUMBA=0
+    """The compiled kernels module; skipped where it was not built (and failing in CI, which builds it)."""
+    skip_without_compiled()
+    with gn.compiled.flags(enabled=True):  # also under GLASSNET_COMPILED=0
         return gn.compiled.kernels()
 
 
@@ -265,7 +265,7 @@ def test_non_contiguous_input_and_gradient(kernels):
 
 
 def test_float16_runs_the_numpy_path(kernels):
-    # numba compiles no float16 arithmetic: those inputs take the NumPy path, with the same results.
+    # The kernels are built for float32 and float64 only: float16 inputs take the NumPy path, with the same results.
     rng = np.random.default_rng(10)
     x_data = rng.standard_normal((2, 3, 8, 8)).astype(np.float16)
     w_data = rng.standard_normal((4, 3, 3, 3)).astype(np.float16)
@@ -293,14 +293,35 @@ def test_switch():
             assert gn.compiled.is_enabled()
             assert gn.compiled.kernels() is not None
     else:
-        with pytest.raises(RuntimeError, match=r"glassnet\[fast\]"):
+        with pytest.raises(RuntimeError, match=r"C kernels were not built"):
             gn.compiled.set_enabled(True)
 
 
 def test_environment_variable_turns_the_kernels_off():
     code = "import glassnet as gn; print(gn.compiled.is_enabled(), gn.compiled.kernels())"
     out = subprocess.run(
-        [sys.executable, "-c", code], env={"GLASSNET_NUMBA": "0", "PATH": ""}, capture_output=True, text=True
+        [sys.executable, "-c", code], env={"GLASSNET_COMPILED": "0", "PATH": ""}, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "None"]
+
+
+def test_kernels_refuse_bad_arrays_with_a_clear_error(kernels):
+    # A caller's mistake must not read or write out of bounds: the C side checks every array.
+    x = np.zeros((2, 3, 4, 4), dtype=np.float32)
+    with pytest.raises(TypeError, match=r"_ckernels\.max_pool2x2: argument 2 has format 'd', expected 'f'"):
+        kernels.max_pool2x2(x, np.zeros((2, 3, 2, 2)))
+    with pytest.raises(ValueError, match=r"_ckernels\.max_pool2x2: argument 2 has shape \(2, 3, 3, 2\), expected"):
+        kernels.max_pool2x2(x, np.zeros((2, 3, 3, 2), dtype=np.float32))
+    with pytest.raises(TypeError, match=r"_ckernels\.relu: argument 1 must be a C-contiguous array"):
+        kernels.relu(x[..., ::2], np.zeros(16, dtype=np.float32))
+    read_only = np.zeros(96, dtype=np.float32)
+    read_only.flags.writeable = False
+    with pytest.raises(TypeError, match=r"_ckernels\.relu: argument 2 must be a C-contiguous, writable array"):
+        kernels.relu(x.ravel(), read_only)
+    with pytest.raises(ValueError, match=r"_ckernels\.im2col: argument 2 has 10 elements, expected 96"):
+        kernels.im2col(x, np.zeros(10, dtype=np.float32), 1, 1, 1, 1, 1, 1, 0, 0, 4, 4)
+    with pytest.raises(TypeError, match=r"_ckernels\.im2col: expected 12 arguments, got 2"):
+        kernels.im2col(x, x)
+    with pytest.raises(TypeError, match=r"format '>f'"):
+        kernels.relu(x.ravel().astype(">f4"), np.zeros(96, dtype=np.float32))

@@ -33,7 +33,7 @@ class ReLU(Function):
 
     def forward(self, x):
         kernels = compiled.pass_kernels(x)
-        if kernels is not None:  # one compiled pass (glassnet[fast])
+        if kernels is not None:  # one compiled pass (the C extension)
             out = np.empty_like(x)
             xf, of = x.reshape(-1), out.reshape(-1)
             parallel.parallel_rows(x.size, x.nbytes, lambda a, b: kernels.relu(xf[a:b], of[a:b]))
@@ -51,7 +51,7 @@ class ReLU(Function):
         out = self.out
         compiled_ok = out.dtype == grad_out.dtype and out.flags.c_contiguous
         kernels = compiled.pass_kernels(grad_out) if compiled_ok else None
-        if kernels is not None:  # one compiled pass (glassnet[fast]) where NumPy makes the mask first
+        if kernels is not None:  # one compiled pass (the C extension) where NumPy makes the mask first
             grad_x = np.empty_like(grad_out)
             gf, of, dxf = grad_out.reshape(-1), out.reshape(-1), grad_x.reshape(-1)
             parallel.parallel_rows(gf.size, gf.nbytes, lambda a, b: kernels.relu_backward(gf[a:b], of[a:b], dxf[a:b]))

@@ -134,7 +134,7 @@ class Conv2d(Function):
         # between im2col and the GEMM, and no temporary reaches the size where malloc hands out fresh
         # (page-faulting) memory from the OS on every call.
         Wp = W + pads[2] + pads[3]
-        kernels = compiled.kernels(x.dtype)  # numba's one-pass im2col and col2im, when glassnet[fast] is installed
+        kernels = compiled.kernels(x.dtype)  # one-pass im2col and col2im in C, where the extension was built
         if kernels is not None:
             x = np.ascontiguousarray(x)
         wide = (

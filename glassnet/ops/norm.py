@@ -9,7 +9,7 @@ pass dx = g * a + x * b + c, so it allocates nothing of the input's size but dx.
 Per-channel sums and dot products reduce each (n, c) row with BLAS (a matrix-vector product, or a
 batched dot for long rows), then add the N partial results in float64: fast and accurate.
 
-With the compiled kernels (``glassnet[fast]``; contiguous inputs of 1 MiB or more), training makes
+With the compiled kernels (the C extension; contiguous inputs of 1 MiB or more), training makes
 two passes each way: forward, the per-channel sum and sum of squares in float64 (shifted by a sample
 mean of the channel, so that the variance does not cancel), then the affine map; backward, the sums
 of g and g * (x - mean), then dx. The NumPy path makes five and three.
@@ -121,8 +121,9 @@ class BatchNorm(Function):
         invstd = (1 / np.sqrt(var + dtype.type(eps))).astype(dtype, copy=False)
         scale = invstd if weight is None else invstd * weight  # (C,)
         if kernels is not None:  # out = (x - mean) * scale + bias in one pass
-            offset = np.zeros(C, dtype=dtype) if bias is None else bias
-            out = _map_blocks(x3, lambda blk, dst: kernels.channel_affine(x3[blk], mean, scale, offset, dst))
+            offset = np.zeros(C, dtype=dtype) if bias is None else bias.astype(dtype, copy=False)
+            a = scale.astype(dtype, copy=False)  # the kernels take per-channel values in the data's dtype
+            out = _map_blocks(x3, lambda blk, dst: kernels.channel_affine(x3[blk], mean, a, offset, dst))
         else:
             out = centred  # out = (x - mean) * scale + bias, in place in the fresh centred array
             _blockwise(np.multiply, out, scale.reshape(shape), out=out)
@@ -157,9 +158,10 @@ class BatchNorm(Function):
                 c = -scale.astype(np.float64) * sum_g / M - mean * b
                 b, c = b.astype(dtype), c.astype(dtype)
                 if kernels is not None:
+                    a = scale.astype(dtype, copy=False)
 
                     def dx(blk, dst):
-                        kernels.channel_affine2(g[blk], scale, x3[blk], b, c, dst)
+                        kernels.channel_affine2(g[blk], a, x3[blk], b, c, dst)
 
                     grad_x = _map_blocks(g, dx)
                 else:

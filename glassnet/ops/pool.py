@@ -102,7 +102,7 @@ class MaxPool2d(Function):
         *geometry, x4 = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
         kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo = geometry
         out = np.empty(x4.shape[:2] + (Ho, Wo), dtype=x.dtype)
-        # MaxPool2d(2) has a compiled kernel (glassnet[fast]): one pass, no GIL, per block of images.
+        # MaxPool2d(2) has a compiled kernel (the C extension): one pass, no GIL, per block of images.
         pool2x2 = (kh, kw, sh, sw) == (2, 2, 2, 2) and _disjoint(geometry)
         self.kernels = compiled.kernels(x.dtype) if pool2x2 else None
         if self.kernels is not None:

@@ -15,7 +15,7 @@ from glassnet.ops.conv import Conv2d
 from tests.helpers import OpSpec, check_against_torch, check_backward_linear, check_finite_differences
 
 # torch warns that padding='same' with an even kernel copies the input; that is its business.
-# Every test here runs on the pure NumPy kernels and on the compiled ones (glassnet[fast]).
+# Every test here runs on the pure NumPy kernels and on the compiled ones (the C extension).
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning"),
     pytest.mark.usefixtures("kernel_path"),

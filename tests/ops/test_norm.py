@@ -13,7 +13,7 @@ from tests.helpers import check_grad
 
 SHAPES = [(5, 3), (4, 3, 6), (3, 2, 4, 5)]
 
-pytestmark = pytest.mark.usefixtures("kernel_path")  # the NumPy path and the compiled kernels (glassnet[fast])
+pytestmark = pytest.mark.usefixtures("kernel_path")  # the NumPy path and the compiled kernels (the C extension)
 
 
 def bn(training, affine=True, momentum=0.1, eps=1e-5):

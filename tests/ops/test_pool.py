@@ -13,7 +13,7 @@ import glassnet as gn
 from glassnet.ops.pool import AvgPool2d, MaxPool2d
 from tests.helpers import OpSpec, check_against_torch, check_backward_linear, check_finite_differences
 
-# Every test here runs on the pure NumPy kernels and on the compiled ones (glassnet[fast]).
+# Every test here runs on the pure NumPy kernels and on the compiled ones (the C extension).
 pytestmark = pytest.mark.usefixtures("kernel_path")
 
 
