@@ -320,6 +320,7 @@ static int fail(Call *call, PyObject *type, const char *message) {
 /* 'f' or 'd' for a native float32 or float64 buffer, else 0. */
 static char float_kind(const Py_buffer *view) {
     const char *f = view->format;
+    if (f == NULL) return 0; /* unsigned bytes */
     if (f[0] == '@' || f[0] == '=' || f[0] == '<') f++; /* '<': little-endian, this machine's order */
     return (f[0] == 'f' || f[0] == 'd') && f[1] == '\0' ? f[0] : 0;
 }
@@ -376,11 +377,14 @@ static int check_shape(Call *call, int i, int ndim, const idx *shape) {
     int ok = v->ndim == ndim;
     for (int d = 0; ok && d < ndim; d++) ok = shape[d] < 0 || v->shape[d] == shape[d];
     if (ok) return 0;
-    char message[200];
+    /* At most 4 axes of at most 20 digits each: well within the buffer. */
+    char message[512];
     int at = snprintf(message, sizeof message, "argument %d has shape (", i + 1);
-    for (int d = 0; d < v->ndim && at < 150; d++) at += snprintf(message + at, sizeof message - at, d ? ", %zd" : "%zd", v->shape[d]);
+    for (int d = 0; d < v->ndim && d < 8; d++)
+        at += snprintf(message + at, sizeof message - at, d ? ", %zd" : "%zd", v->shape[d]);
     at += snprintf(message + at, sizeof message - at, "), expected (");
-    for (int d = 0; d < ndim && at < 190; d++) at += snprintf(message + at, sizeof message - at, d ? ", %lld" : "%lld", (long long)shape[d]);
+    for (int d = 0; d < ndim; d++)
+        at += snprintf(message + at, sizeof message - at, d ? ", %lld" : "%lld", (long long)shape[d]);
     snprintf(message + at, sizeof message - at, ")");
     return fail(call, PyExc_ValueError, message);
 }
