@@ -406,26 +406,30 @@ static int check_items(Call *call, int i, idx want) {
         Py_RETURN_NONE;                                                                                    \
     } while (0)
 
+/* The (N, C, H, W) of the image at buffer ``image``, after checking that buffer ``columns`` holds its
+   (C kh kw, N Ho Wo) columns; num holds kh, kw, sh, sw, dh, dw, top, left, Ho, Wo. */
+static int column_shapes(Call *call, int image, int columns, idx *d) {
+    if (check_shape(call, image, 4, (idx[]){-1, -1, -1, -1}) < 0) return -1;
+    const Py_ssize_t *s = call->buf[image].shape;
+    const idx *k = call->num;
+    d[0] = s[0], d[1] = s[1], d[2] = s[2], d[3] = s[3];
+    return check_items(call, columns, d[1] * k[0] * k[1] * d[0] * k[8] * k[9]);
+}
+
 /* im2col(x, cols, kh, kw, sh, sw, dh, dw, top, left, Ho, Wo): x (N, C, H, W), cols (C kh kw, N Ho Wo). */
 static PyObject *py_im2col(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Call call;
-    if (parse(&call, "im2col", args, nargs, "rw", 10) < 0 || check_shape(&call, 0, 4, (idx[]){-1, -1, -1, -1}) < 0)
-        return NULL;
-    const Py_ssize_t *s = call.buf[0].shape;
-    idx *k = call.num, N = s[0], C = s[1], H = s[2], W = s[3];
-    if (check_items(&call, 1, C * k[0] * k[1] * N * k[8] * k[9]) < 0) return NULL;
-    RUN(im2col, DATA(0), DATA(1), N, C, H, W, k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9]);
+    idx d[4], *k = call.num;
+    if (parse(&call, "im2col", args, nargs, "rw", 10) < 0 || column_shapes(&call, 0, 1, d) < 0) return NULL;
+    RUN(im2col, DATA(0), DATA(1), d[0], d[1], d[2], d[3], k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9]);
 }
 
 /* col2im(cols, grad_x, kh, kw, sh, sw, dh, dw, top, left, Ho, Wo): grad_x (N, C, H, W). */
 static PyObject *py_col2im(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Call call;
-    if (parse(&call, "col2im", args, nargs, "rw", 10) < 0 || check_shape(&call, 1, 4, (idx[]){-1, -1, -1, -1}) < 0)
-        return NULL;
-    const Py_ssize_t *s = call.buf[1].shape;
-    idx *k = call.num, N = s[0], C = s[1], H = s[2], W = s[3];
-    if (check_items(&call, 0, C * k[0] * k[1] * N * k[8] * k[9]) < 0) return NULL;
-    RUN(col2im, DATA(0), DATA(1), N, C, H, W, k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9]);
+    idx d[4], *k = call.num;
+    if (parse(&call, "col2im", args, nargs, "rw", 10) < 0 || column_shapes(&call, 1, 0, d) < 0) return NULL;
+    RUN(col2im, DATA(0), DATA(1), d[0], d[1], d[2], d[3], k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9]);
 }
 
 /* gemm_to_nchw(res, bias, out): res (O, N, P), bias (O,) or empty (no bias), out (N, O, P). */

@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib
 import os
 import warnings
 
@@ -30,15 +30,30 @@ import numpy as np
 __all__ = ["MIN_PASS_BYTES", "flags", "is_available", "is_enabled", "kernels", "pass_kernels", "set_enabled"]
 
 _wanted = os.environ.get("GLASSNET_COMPILED", "1").strip().lower() not in ("0", "false", "no", "off")
-_module = None  # glassnet._ckernels once imported
-_failed = False  # the extension is there but would not import
+_module = None  # glassnet._ckernels once loaded
+_loaded = False  # the one attempt to load it was made (the ops ask on every call)
+
+
+def _load():
+    """glassnet._ckernels, imported on the first call; None when it was not built or would not load."""
+    global _module, _loaded
+    if not _loaded:
+        _loaded = True
+        try:
+            _module = importlib.import_module("glassnet._ckernels")
+        except ImportError as error:
+            if getattr(error, "name", None) != "glassnet._ckernels":  # built, but would not load
+                warnings.warn(
+                    f"glassnet.compiled: the C kernels would not load ({error}); glassnet runs its NumPy kernels",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+    return _module
 
 
 def is_available() -> bool:
-    """True when the C extension was built at install time and imports."""
-    if _failed:
-        return False
-    return _module is not None or importlib.util.find_spec("glassnet._ckernels") is not None
+    """True when the C extension was built at install time and loads."""
+    return _load() is not None
 
 
 def is_enabled() -> bool:
@@ -80,24 +95,9 @@ def kernels(dtype=None):
     The ops then run the NumPy path, which handles every floating dtype (float16 and big-endian
     arrays included).
     """
-    global _module, _failed
-    if not _wanted or _failed or (dtype is not None and np.dtype(dtype) not in _DTYPES):
+    if not _wanted or (dtype is not None and np.dtype(dtype) not in _DTYPES):
         return None
-    if _module is None:
-        if importlib.util.find_spec("glassnet._ckernels") is None:
-            return None
-        try:
-            from glassnet import _ckernels
-        except ImportError as error:  # built for another Python, say
-            _failed = True
-            warnings.warn(
-                f"glassnet.compiled: the C kernels would not load ({error}); glassnet runs its NumPy kernels",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            return None
-        _module = _ckernels
-    return _module
+    return _load()
 
 
 def pass_kernels(array):

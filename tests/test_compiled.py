@@ -325,3 +325,17 @@ def test_kernels_refuse_bad_arrays_with_a_clear_error(kernels):
         kernels.im2col(x, x)
     with pytest.raises(TypeError, match=r"format '>f'"):
         kernels.relu(x.ravel().astype(">f4"), np.zeros(96, dtype=np.float32))
+
+
+def test_without_the_extension_the_numpy_path_runs_quietly():
+    # As after an install with no C compiler: no module, no warning, the ops on the NumPy path.
+    code = (
+        "import sys; sys.modules['glassnet._ckernels'] = None\n"
+        "import glassnet as gn\n"
+        "assert not gn.compiled.is_available() and gn.compiled.kernels() is None\n"
+        "x = gn.randn(2, 1, 8, 8)\n"
+        "print(gn.nn.functional.max_pool2d(gn.nn.functional.conv2d(x, gn.randn(3, 1, 3, 3)), 2).shape)\n"
+    )
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["(2,", "3,", "3,", "3)"]
