@@ -290,6 +290,24 @@ static inline double select_f64(int cond, double a, double b) {
                 T *dst = out + (n * C + c) * L, av = a[c], bv = b[c], cv = cc[c];                          \
                 for (idx i = 0; i < L; i++) dst[i] = gs[i] * av + (xs[i] * bv + cv);                       \
             }                                                                                              \
+    }                                                                                                      \
+                                                                                                           \
+    /* SGD with momentum, in place and in one pass, the NumPy path's operations in its order:            \
+       buf = buf * mu + g * damp;  param = param + (nesterov ? g + buf * mu : buf) * nlr. */              \
+    CLONES static void sgd_momentum_##S(T *restrict param, const T *restrict grad, T *restrict buf, idx n,      \
+                                        idx nesterov, T mu, T damp, T nlr) {                               \
+        if (nesterov)                                                                                      \
+            for (idx i = 0; i < n; i++) {                                                                  \
+                T g = grad[i], b = buf[i] * mu + g * damp;                                                 \
+                buf[i] = b;                                                                                \
+                param[i] = param[i] + (g + b * mu) * nlr;                                                  \
+            }                                                                                              \
+        else                                                                                               \
+            for (idx i = 0; i < n; i++) {                                                                  \
+                T b = buf[i] * mu + grad[i] * damp;                                                        \
+                buf[i] = b;                                                                                \
+                param[i] = param[i] + b * nlr;                                                             \
+            }                                                                                              \
     }
 
 KERNELS(float, f32)
@@ -303,6 +321,7 @@ typedef struct {
     Py_buffer buf[6];
     int nbuf;
     idx num[14];
+    double real[4];
     int f64;
 } Call;
 
@@ -366,6 +385,28 @@ static int parse(Call *call, const char *kernel, PyObject *const *args, Py_ssize
         }
     }
     call->f64 = kind == 'd';
+    return 0;
+}
+
+/* Parse ``args`` as ``parse`` does, then ``nreal`` numbers (as doubles, into call->real). */
+static int parse_with_reals(Call *call, const char *kernel, PyObject *const *args, Py_ssize_t nargs,
+                            const char *spec, int nnum, int nreal) {
+    int nfirst = (int)strlen(spec) + nnum;
+    if (nargs != nfirst + nreal) {
+        PyErr_Format(PyExc_TypeError, "glassnet._ckernels.%s: expected %d arguments, got %zd", kernel,
+                     nfirst + nreal, nargs);
+        return -1;
+    }
+    if (parse(call, kernel, args, nfirst, spec, nnum) < 0) return -1;
+    for (int i = 0; i < nreal; i++) {
+        call->real[i] = PyFloat_AsDouble(args[nfirst + i]);
+        if (call->real[i] == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            char message[80];
+            snprintf(message, sizeof message, "argument %d must be a number", nfirst + i + 1);
+            return fail(call, PyExc_TypeError, message);
+        }
+    }
     return 0;
 }
 
@@ -550,6 +591,17 @@ static PyObject *py_channel_affine2(PyObject *self, PyObject *const *args, Py_ss
     RUN(channel_affine2, DATA(0), DATA(1), DATA(2), DATA(3), DATA(4), DATA(5), d[0], d[1], d[2]);
 }
 
+/* sgd_momentum(param, grad, buf, nesterov, momentum, damp, nlr): flat arrays of one length, updated in
+   place (param, buf); damp = 1 - dampening, nlr = -lr. */
+static PyObject *py_sgd_momentum(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Call call;
+    if (parse_with_reals(&call, "sgd_momentum", args, nargs, "wrw", 1, 3) < 0 ||
+        check_items(&call, 1, items(&call, 0)) < 0 || check_items(&call, 2, items(&call, 0)) < 0)
+        return NULL;
+    const double *r = call.real;
+    RUN(sgd_momentum, DATA(0), DATA(1), DATA(2), items(&call, 0), call.num[0], r[0], r[1], r[2]);
+}
+
 #define METHOD(name, doc) {#name, (PyCFunction)(void (*)(void))py_##name, METH_FASTCALL, doc}
 
 static PyMethodDef methods[] = {
@@ -571,6 +623,8 @@ static PyMethodDef methods[] = {
                               "sum g * (x - mean[c]), float64."),
     METHOD(channel_affine, "channel_affine(x, mean, scale, shift, out): out = (x - mean) * scale + shift per channel."),
     METHOD(channel_affine2, "channel_affine2(g, a, x, b, c, out): out = g * a + (x * b + c) per channel."),
+    METHOD(sgd_momentum, "sgd_momentum(param, grad, buf, nesterov, momentum, damp, nlr): buf = buf * momentum + "
+                         "grad * damp; param += (grad + buf * momentum if nesterov else buf) * nlr."),
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,15 +1,14 @@
 """The switch for glassnet's compiled kernels (the C extension ``glassnet._ckernels``).
 
 ``pip install glassnet`` builds the extension where a C compiler is found (``setup.py``; it adds no
-dependency), and then the memory-bound passes of CNN training run compiled kernels that release the
-GIL for a whole block (``glassnet/_kernels.c``): convolution's im2col, col2im and layout passes and
-``MaxPool2d(2)`` always, ReLU and BatchNorm on arrays of at least ``MIN_PASS_BYTES`` (below that the
-gain is a few microseconds a call). Only float32 and float64 arrays in the machine's byte order have
-kernels; other dtypes (float16, big-endian data) take the NumPy path. Without the extension (no
-compiler at install time), with ``GLASSNET_COMPILED=0`` in the environment, or after
-``set_enabled(False)``, every op runs the pure NumPy path, which is the reference: the tests compare
-the two. Like PyTorch's ``torch.backends.mkldnn``, the fast path is used when it is there, and can be
-turned off.
+dependency), and then the memory-bound passes run compiled kernels that release the GIL for a whole
+block (``glassnet/_kernels.c``): convolution's im2col, col2im and layout passes, ``MaxPool2d(2)``,
+ReLU and the SGD momentum step always, BatchNorm on arrays of at least ``MIN_PASS_BYTES``. Only
+float32 and float64 arrays in the machine's byte order have kernels; other dtypes (float16,
+big-endian data) take the NumPy path. Without the extension (no compiler at install time), with
+``GLASSNET_COMPILED=0`` in the environment, or after ``set_enabled(False)``, every op runs the pure
+NumPy path, which is the reference: the tests compare the two. Like PyTorch's
+``torch.backends.mkldnn``, the fast path is used when it is there, and can be turned off.
 
 Example:
     >>> import glassnet as gn
@@ -27,7 +26,16 @@ import warnings
 
 import numpy as np
 
-__all__ = ["MIN_PASS_BYTES", "flags", "is_available", "is_enabled", "kernels", "pass_kernels", "set_enabled"]
+__all__ = [
+    "MIN_PASS_BYTES",
+    "elementwise_kernels",
+    "flags",
+    "is_available",
+    "is_enabled",
+    "kernels",
+    "pass_kernels",
+    "set_enabled",
+]
 
 _wanted = os.environ.get("GLASSNET_COMPILED", "1").strip().lower() not in ("0", "false", "no", "off")
 _module = None  # glassnet._ckernels once loaded
@@ -86,7 +94,7 @@ def flags(enabled: bool):
 
 # The kernels are built for float32 and float64 in the machine's byte order.
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-MIN_PASS_BYTES = 1 << 20  # ReLU and BatchNorm use the compiled kernels from this size up
+MIN_PASS_BYTES = 1 << 20  # BatchNorm uses the compiled kernels from this size up
 
 
 def kernels(dtype=None):
@@ -100,8 +108,23 @@ def kernels(dtype=None):
     return _load()
 
 
+def elementwise_kernels(*arrays):
+    """The compiled kernels for an elementwise pass over ``arrays`` (ReLU), or None.
+
+    The arrays must share one dtype and one contiguous layout, C or Fortran order, so that their
+    memory orders (``ravel(order="K")``, a view) pair the same elements; otherwise None, as for a
+    dtype the kernels do not handle.
+    """
+    first = arrays[0]
+    layout = "C_CONTIGUOUS" if first.flags.c_contiguous else "F_CONTIGUOUS"
+    for a in arrays:
+        if a.dtype != first.dtype or a.shape != first.shape or not a.flags[layout]:
+            return None
+    return kernels(first.dtype)
+
+
 def pass_kernels(array):
-    """The compiled kernels for an elementwise or per-channel pass over ``array`` (ReLU, BatchNorm), or None.
+    """The compiled kernels for a per-channel pass over ``array`` (BatchNorm), or None.
 
     None below ``MIN_PASS_BYTES``, for a strided array, or a dtype the kernels do not handle.
     """

@@ -120,15 +120,18 @@ def test_max_pool2x2_equals_the_numpy_path_bit_for_bit(kernels, shape, dtype):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_relu_equals_the_numpy_path_bit_for_bit(kernels, dtype, threads):
+@pytest.mark.parametrize("shape,order", [((64, 16, 300), "C"), ((128, 256), "F"), ((5, 7), "C"), ((300,), "C")])
+def test_relu_equals_the_numpy_path_bit_for_bit(kernels, dtype, threads, shape, order):
+    # A CNN's large activations (cut over the pool), an MLP's column-major ones, small ones.
     rng = np.random.default_rng(8)
-    x = rng.standard_normal((64, 16, 300)).astype(dtype)  # large enough for the compiled kernels and the pool
+    x = rng.standard_normal(shape).astype(dtype)
     special = [np.nan, np.inf, -np.inf, 0.0, -0.0, np.finfo(dtype).tiny / 4, -np.finfo(dtype).tiny / 4]
-    x.reshape(-1)[: len(special) * 97 : 97] = special  # -0.0 gives +0.0, NaN stays NaN (as np.maximum)
-    with gn.compiled.flags(enabled=True):
-        assert gn.compiled.pass_kernels(x) is not None  # the test runs the compiled kernels
+    x.reshape(-1)[: len(special) * 5 : 5] = special  # -0.0 gives +0.0, NaN stays NaN (as np.maximum)
     grad_out = rng.standard_normal(x.shape).astype(dtype)
     grad_out.reshape(-1)[:9] = [np.inf, -np.inf, np.nan] * 3  # inf * False is NaN, as NumPy's product
+    x, grad_out = np.asarray(x, order=order), np.asarray(grad_out, order=order)
+    with gn.compiled.flags(enabled=True):
+        assert gn.compiled.elementwise_kernels(x) is not None  # the test runs the compiled kernels
     gn.set_num_threads(threads)
     results = []
     for enabled in (False, True):
@@ -137,8 +140,50 @@ def test_relu_equals_the_numpy_path_bit_for_bit(kernels, dtype, threads):
             out = op.forward(x)
             results.append((out, op.backward(grad_out)))
     for a, b in zip(*results):
-        assert a.dtype == b.dtype
+        assert a.dtype == b.dtype and a.flags.f_contiguous == b.flags.f_contiguous == (order == "F" or x.ndim == 1)
         np.testing.assert_array_equal(b.view(f"u{b.itemsize}"), a.view(f"u{a.itemsize}"))  # the same bits
+
+
+def test_relu_mixed_layouts_take_the_numpy_path(kernels):
+    x = np.arange(-6.0, 6.0, dtype=np.float32).reshape(3, 4)
+    with gn.compiled.flags(enabled=True):
+        assert gn.compiled.elementwise_kernels(x, np.asfortranarray(x)) is None
+        assert gn.compiled.elementwise_kernels(x[:, ::2]) is None
+        assert gn.compiled.elementwise_kernels(x, x.astype(np.float64)) is None
+        op = ReLU()
+        out = op.forward(x)
+        grad = op.backward(np.asfortranarray(np.ones_like(x)))  # a gradient in the other layout
+    np.testing.assert_array_equal(grad, (x > 0).astype(np.float32))
+    np.testing.assert_array_equal(out, np.maximum(x, 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"momentum": 0.9},
+        {"momentum": 0.9, "nesterov": True},
+        {"momentum": 0.5, "dampening": 0.3},
+        {"momentum": 0.9, "weight_decay": 1e-2, "maximize": True},
+    ],
+)
+def test_sgd_momentum_step_equals_the_numpy_path_bit_for_bit(kernels, dtype, options):
+    rng = np.random.default_rng(12)
+    start = [rng.standard_normal(shape).astype(dtype) for shape in ((16, 33), (33,), (1,))]
+    grads = [[rng.standard_normal(p.shape).astype(dtype) for p in start] for _ in range(4)]
+    grads[2][0][0, :4] = [np.nan, np.inf, -0.0, np.finfo(dtype).tiny / 4]  # propagate as in NumPy
+    results = []
+    for enabled in (False, True):
+        params = [gn.tensor(p.copy(), requires_grad=True) for p in start]
+        opt = gn.optim.SGD(params, lr=0.05, **options)
+        with gn.compiled.flags(enabled=enabled), np.errstate(invalid="ignore"):
+            for step_grads in grads:  # the first step makes the buffer, the next ones run the kernel
+                for p, g in zip(params, step_grads):
+                    p.grad = gn.tensor(g)
+                opt.step()
+        results.append([p.numpy() for p in params] + [opt.state[p]["momentum_buffer"] for p in params])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(b.view(f"u{b.itemsize}"), a.view(f"u{a.itemsize}"))
 
 
 def _batch_norm(x_data, grad_data, training, enabled):
@@ -325,6 +370,13 @@ def test_kernels_refuse_bad_arrays_with_a_clear_error(kernels):
         kernels.im2col(x, x)
     with pytest.raises(TypeError, match=r"format '>f'"):
         kernels.relu(x.ravel().astype(">f4"), np.zeros(96, dtype=np.float32))
+    p = np.zeros(8, dtype=np.float32)
+    with pytest.raises(TypeError, match=r"_ckernels\.sgd_momentum: expected 7 arguments, got 6"):
+        kernels.sgd_momentum(p, p, p, 0, 0.9, 1.0)
+    with pytest.raises(TypeError, match=r"_ckernels\.sgd_momentum: argument 7 must be a number"):
+        kernels.sgd_momentum(p, p, p, 0, 0.9, 1.0, "0.1")
+    with pytest.raises(ValueError, match=r"_ckernels\.sgd_momentum: argument 3 has 7 elements, expected 8"):
+        kernels.sgd_momentum(p, p, p[:7], 0, 0.9, 1.0, -0.1)
 
 
 def test_without_the_extension_the_numpy_path_runs_quietly():
