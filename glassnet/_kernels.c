@@ -25,6 +25,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 typedef int64_t idx;
@@ -70,6 +71,9 @@ static inline double select_f64(int cond, double a, double b) {
 }
 
 /* np.maximum of two scalars: the larger, or the first NaN. */
+#define SQRT_f32 sqrtf /* correctly rounded, as NumPy's np.sqrt */
+#define SQRT_f64 sqrt
+
 #define MAXIMUM(S, a, b) select_##S(((a) > (b)) | ((a) != (a)), (a), (b))
 
 #define KERNELS(T, S)                                                                                      \
@@ -308,6 +312,55 @@ static inline double select_f64(int cond, double a, double b) {
                 buf[i] = b;                                                                                \
                 param[i] = param[i] + b * nlr;                                                             \
             }                                                                                              \
+    }                                                                                                      \
+                                                                                                           \
+    /* param = param + grad * alpha (plain SGD's step, alpha = -lr). */                                   \
+    CLONES static void add_scaled_##S(T *restrict param, const T *restrict grad, idx n, T alpha) {         \
+        for (idx i = 0; i < n; i++) param[i] = param[i] + grad[i] * alpha;                                 \
+    }                                                                                                      \
+                                                                                                           \
+    /* One Adam / AdamW step in one pass, the NumPy path's operations in its order (glassnet/optim/adam.py): \
+       the decoupled decay, exp_avg's lerp (w = 1 - beta1 in torch.lerp's formula for small weights, else  \
+       1 - w), exp_avg_sq, its running maximum (amsgrad; ``vmax`` unused otherwise), the denominator      \
+       sqrt(v) / bc2s + eps and the step (exp_avg / denominator) * nstep. */                              \
+    CLONES static void adam_##S(T *restrict param, const T *restrict grad, T *restrict m, T *restrict v,        \
+                                T *restrict vmax, idx n, idx small_weight, idx amsgrad, idx decoupled, T decay, \
+                                T w, T beta2, T c2, T bc2s, T eps, T nstep) {                              \
+        for (idx i = 0; i < n; i++) {                                                                      \
+            T p = decoupled ? param[i] * decay : param[i], g = grad[i], d = g - m[i];                      \
+            T mi = small_weight ? m[i] + d * w : g - d * w;                                                \
+            T vi = v[i] * beta2 + (g * c2) * g, s = vi;                                                    \
+            m[i] = mi;                                                                                     \
+            v[i] = vi;                                                                                     \
+            if (amsgrad) s = vmax[i] = MAXIMUM(S, vmax[i], vi);                                            \
+            param[i] = p + (mi / (SQRT_##S(s) / bc2s + eps)) * nstep;                                      \
+        }                                                                                                  \
+    }                                                                                                      \
+                                                                                                           \
+    /* One RMSprop step in one pass, the NumPy path's operations in its order (glassnet/optim/rmsprop.py):   \
+       square_avg, grad_avg's lerp (centered; w as in adam; ``ga`` unused otherwise), the denominator,     \
+       the momentum buffer (momentum > 0; ``buf`` unused otherwise) and the step * nlr. */                \
+    CLONES static void rmsprop_##S(T *restrict param, const T *restrict grad, T *restrict sq, T *restrict ga,   \
+                                   T *restrict buf, idx n, idx small_weight, idx centered, idx use_momentum,    \
+                                   T alpha, T c, T w, T eps, T momentum, T nlr) {                          \
+        for (idx i = 0; i < n; i++) {                                                                      \
+            T g = grad[i], si = sq[i] * alpha + (g * c) * g, den;                                          \
+            sq[i] = si;                                                                                    \
+            if (centered) {                                                                                \
+                T d = g - ga[i], ai = small_weight ? ga[i] + d * w : g - d * w;                            \
+                ga[i] = ai;                                                                                \
+                den = SQRT_##S(si - ai * ai) + eps;                                                        \
+            } else                                                                                         \
+                den = SQRT_##S(si) + eps;                                                                  \
+            T u;                                                                                           \
+            if (use_momentum) {                                                                            \
+                T b = buf[i] * momentum + g / den;                                                         \
+                buf[i] = b;                                                                                \
+                u = b * nlr;                                                                               \
+            } else                                                                                         \
+                u = (g / den) * nlr;                                                                       \
+            param[i] = param[i] + u;                                                                       \
+        }                                                                                                  \
     }
 
 KERNELS(float, f32)
@@ -321,7 +374,7 @@ typedef struct {
     Py_buffer buf[6];
     int nbuf;
     idx num[14];
-    double real[4];
+    double real[8];
     int f64;
 } Call;
 
@@ -602,6 +655,44 @@ static PyObject *py_sgd_momentum(PyObject *self, PyObject *const *args, Py_ssize
     RUN(sgd_momentum, DATA(0), DATA(1), DATA(2), items(&call, 0), call.num[0], r[0], r[1], r[2]);
 }
 
+/* add_scaled(param, grad, alpha): flat arrays of one length; param += grad * alpha. */
+static PyObject *py_add_scaled(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Call call;
+    if (parse_with_reals(&call, "add_scaled", args, nargs, "wr", 0, 1) < 0 ||
+        check_items(&call, 1, items(&call, 0)) < 0)
+        return NULL;
+    RUN(add_scaled, DATA(0), DATA(1), items(&call, 0), call.real[0]);
+}
+
+/* The five flat arrays of an optimizer step (param first) have one length. */
+static int same_lengths(Call *call) {
+    for (int i = 1; i < call->nbuf; i++)
+        if (check_items(call, i, items(call, 0)) < 0) return -1;
+    return 0;
+}
+
+/* adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, small_weight, amsgrad, decoupled, decay, w, beta2,
+   c2, bc2s, eps, nstep). */
+static PyObject *py_adam(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Call call;
+    if (parse_with_reals(&call, "adam", args, nargs, "wrwww", 3, 7) < 0 || same_lengths(&call) < 0) return NULL;
+    const idx *k = call.num;
+    const double *r = call.real;
+    RUN(adam, DATA(0), DATA(1), DATA(2), DATA(3), DATA(4), items(&call, 0), k[0], k[1], k[2], r[0], r[1], r[2],
+        r[3], r[4], r[5], r[6]);
+}
+
+/* rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, small_weight, centered, use_momentum, alpha, c,
+   w, eps, momentum, nlr). */
+static PyObject *py_rmsprop(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Call call;
+    if (parse_with_reals(&call, "rmsprop", args, nargs, "wrwww", 3, 6) < 0 || same_lengths(&call) < 0) return NULL;
+    const idx *k = call.num;
+    const double *r = call.real;
+    RUN(rmsprop, DATA(0), DATA(1), DATA(2), DATA(3), DATA(4), items(&call, 0), k[0], k[1], k[2], r[0], r[1], r[2],
+        r[3], r[4], r[5]);
+}
+
 #define METHOD(name, doc) {#name, (PyCFunction)(void (*)(void))py_##name, METH_FASTCALL, doc}
 
 static PyMethodDef methods[] = {
@@ -625,6 +716,12 @@ static PyMethodDef methods[] = {
     METHOD(channel_affine2, "channel_affine2(g, a, x, b, c, out): out = g * a + (x * b + c) per channel."),
     METHOD(sgd_momentum, "sgd_momentum(param, grad, buf, nesterov, momentum, damp, nlr): buf = buf * momentum + "
                          "grad * damp; param += (grad + buf * momentum if nesterov else buf) * nlr."),
+    METHOD(add_scaled, "add_scaled(param, grad, alpha): param += grad * alpha."),
+    METHOD(adam, "adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, small_weight, amsgrad, decoupled, decay, w, "
+                 "beta2, c2, bc2s, eps, nstep): one Adam step (glassnet.optim.adam.adam_update)."),
+    METHOD(rmsprop, "rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, small_weight, centered, "
+                    "use_momentum, alpha, c, w, eps, momentum, nlr): one RMSprop step "
+                    "(glassnet.optim.rmsprop.rmsprop_update)."),
     {NULL, NULL, 0, NULL},
 };
 

@@ -159,15 +159,27 @@ def test_relu_mixed_layouts_take_the_numpy_path(kernels):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
-    "options",
+    "name,options",
     [
-        {"momentum": 0.9},
-        {"momentum": 0.9, "nesterov": True},
-        {"momentum": 0.5, "dampening": 0.3},
-        {"momentum": 0.9, "weight_decay": 1e-2, "maximize": True},
+        ("SGD", {}),
+        ("SGD", {"weight_decay": 1e-2, "maximize": True}),
+        ("SGD", {"momentum": 0.9}),
+        ("SGD", {"momentum": 0.9, "nesterov": True}),
+        ("SGD", {"momentum": 0.5, "dampening": 0.3}),
+        ("SGD", {"momentum": 0.9, "weight_decay": 1e-2, "maximize": True}),
+        ("Adam", {}),
+        ("Adam", {"betas": (0.3, 0.9), "amsgrad": True, "weight_decay": 1e-2}),  # lerp's other formula
+        ("Adam", {"maximize": True, "eps": 1e-3}),
+        ("AdamW", {}),
+        ("AdamW", {"amsgrad": True, "weight_decay": 0.1}),
+        ("RMSprop", {}),
+        ("RMSprop", {"centered": True, "momentum": 0.9}),
+        ("RMSprop", {"alpha": 0.3, "centered": True, "weight_decay": 1e-2, "maximize": True}),
+        ("RMSprop", {"momentum": 0.5}),
     ],
 )
-def test_sgd_momentum_step_equals_the_numpy_path_bit_for_bit(kernels, dtype, options):
+def test_optimizer_steps_equal_the_numpy_path_bit_for_bit(kernels, dtype, name, options):
+    # The fused C steps (SGD, Adam / AdamW, RMSprop) against the update functions' NumPy operations.
     rng = np.random.default_rng(12)
     start = [rng.standard_normal(shape).astype(dtype) for shape in ((16, 33), (33,), (1,))]
     grads = [[rng.standard_normal(p.shape).astype(dtype) for p in start] for _ in range(4)]
@@ -175,15 +187,27 @@ def test_sgd_momentum_step_equals_the_numpy_path_bit_for_bit(kernels, dtype, opt
     results = []
     for enabled in (False, True):
         params = [gn.tensor(p.copy(), requires_grad=True) for p in start]
-        opt = gn.optim.SGD(params, lr=0.05, **options)
-        with gn.compiled.flags(enabled=enabled), np.errstate(invalid="ignore"):
-            for step_grads in grads:  # the first step makes the buffer, the next ones run the kernel
+        opt = getattr(gn.optim, name)(params, lr=0.05, **options)
+        with gn.compiled.flags(enabled=enabled), np.errstate(invalid="ignore", over="ignore"):
+            for step_grads in grads:  # SGD's first step makes the buffer, the next ones run the kernel
                 for p, g in zip(params, step_grads):
                     p.grad = gn.tensor(g)
                 opt.step()
-        results.append([p.numpy() for p in params] + [opt.state[p]["momentum_buffer"] for p in params])
+        state = [v for p in params for v in opt.state[p].values() if isinstance(v, np.ndarray)]
+        results.append([p.numpy() for p in params] + state)
+    assert len(results[0]) == len(results[1])
     for a, b in zip(*results):
         np.testing.assert_array_equal(b.view(f"u{b.itemsize}"), a.view(f"u{a.itemsize}"))
+
+
+def test_optimizer_steps_on_fortran_ordered_parameters_take_the_numpy_path(kernels):
+    w = gn.tensor(np.zeros((3, 4), dtype=np.float32), requires_grad=True)
+    w.data = np.asfortranarray(np.arange(12.0, dtype=np.float32).reshape(3, 4))  # as a user may set it
+    w.grad = gn.tensor(np.ones((3, 4), dtype=np.float32))
+    with gn.compiled.flags(enabled=True):
+        assert gn.optim._util.step_kernels(w.data, w.grad.data) is None
+        gn.optim.Adam([w], lr=0.5).step()
+    np.testing.assert_allclose(w.numpy(), np.arange(12.0).reshape(3, 4) - 0.5, rtol=1e-6)
 
 
 def _batch_norm(x_data, grad_data, training, enabled):
@@ -377,6 +401,10 @@ def test_kernels_refuse_bad_arrays_with_a_clear_error(kernels):
         kernels.sgd_momentum(p, p, p, 0, 0.9, 1.0, "0.1")
     with pytest.raises(ValueError, match=r"_ckernels\.sgd_momentum: argument 3 has 7 elements, expected 8"):
         kernels.sgd_momentum(p, p, p[:7], 0, 0.9, 1.0, -0.1)
+    with pytest.raises(ValueError, match=r"_ckernels\.adam: argument 5 has 7 elements, expected 8"):
+        kernels.adam(p, p, p, p, p[:7], 1, 0, 0, *[0.5] * 7)
+    with pytest.raises(TypeError, match=r"_ckernels\.rmsprop: argument 2 has format 'd', expected 'f'"):
+        kernels.rmsprop(p, p.astype(np.float64), p, p, p, 1, 0, 0, *[0.5] * 6)
 
 
 def test_without_the_extension_the_numpy_path_runs_quietly():

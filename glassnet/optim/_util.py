@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from glassnet import compiled
+
 
 def effective_grad(
     param: np.ndarray, grad: np.ndarray, grad_work: np.ndarray | None, *, weight_decay: float, maximize: bool
@@ -36,3 +38,14 @@ def lerp_(target: np.ndarray, end: np.ndarray, weight: float, work: np.ndarray) 
     else:
         work *= 1 - weight
         np.subtract(end, work, out=target)
+
+
+def step_kernels(*arrays: np.ndarray):
+    """The compiled kernels for a fused optimizer step over ``arrays`` (the parameter first), or None.
+
+    None unless all are C-contiguous arrays of the parameter's shape and dtype, a dtype the kernels
+    take: the update functions then run their NumPy operations, which stay the reference.
+    """
+    if not arrays[0].flags.c_contiguous:
+        return None
+    return compiled.elementwise_kernels(*arrays)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from glassnet.optim._util import effective_grad, lerp_
+from glassnet.optim._util import effective_grad, lerp_, step_kernels
 from glassnet.optim.optimizer import Optimizer, ParamsT
 from glassnet.tensor import Tensor
 
@@ -40,23 +40,34 @@ def adam_update(
     grad = effective_grad(param, grad, grad_work, weight_decay=coupled_decay, maximize=maximize)
     state["step"] += 1
     step = state["step"]
-    if weight_decay != 0 and decoupled_weight_decay:
-        param *= 1 - lr * weight_decay
 
     exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = bias_correction2**0.5
+    max_exp_avg_sq = state["max_exp_avg_sq"] if amsgrad else exp_avg_sq
+    kernels = step_kernels(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq)
+    if kernels is not None:  # one compiled pass: the operations below, in their order
+        weight, decoupled = 1 - beta1, weight_decay != 0 and decoupled_weight_decay
+        small = abs(weight) < 0.5  # lerp_'s formula
+        kernels.adam(
+            *(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, small, amsgrad, decoupled),
+            *(1 - lr * weight_decay, weight if small else 1 - weight, beta2, 1 - beta2),
+            *(bias_correction2_sqrt, eps, -step_size),
+        )
+        return
+    if weight_decay != 0 and decoupled_weight_decay:
+        param *= 1 - lr * weight_decay
     lerp_(exp_avg, grad, 1 - beta1, work)
     exp_avg_sq *= beta2
     np.multiply(grad, 1 - beta2, out=work)  # addcmul: (value * g) * g
     work *= grad
     exp_avg_sq += work
 
-    bias_correction1 = 1 - beta1**step
-    bias_correction2 = 1 - beta2**step
-    step_size = lr / bias_correction1
-    bias_correction2_sqrt = bias_correction2**0.5
     second_moment = exp_avg_sq
     if amsgrad:
-        second_moment = state["max_exp_avg_sq"]
+        second_moment = max_exp_avg_sq
         np.maximum(second_moment, exp_avg_sq, out=second_moment)
     np.sqrt(second_moment, out=work)
     work /= bias_correction2_sqrt

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from glassnet.optim._util import effective_grad, lerp_
+from glassnet.optim._util import effective_grad, lerp_, step_kernels
 from glassnet.optim.optimizer import Optimizer, ParamsT
 from glassnet.tensor import Tensor
 
@@ -38,12 +38,22 @@ def rmsprop_update(
     grad = effective_grad(param, grad, grad_work, weight_decay=weight_decay, maximize=maximize)
     state["step"] += 1
     square_avg = state["square_avg"]
+    grad_avg = state["grad_avg"] if centered else square_avg  # unused by the kernel when not centered
+    buffer = state["momentum_buffer"] if momentum > 0 else square_avg  # likewise
+    kernels = step_kernels(param, grad, square_avg, grad_avg, buffer)
+    if kernels is not None:  # one compiled pass: the operations below, in their order
+        weight = 1 - alpha
+        small = abs(weight) < 0.5  # lerp_'s formula
+        kernels.rmsprop(
+            *(param, grad, square_avg, grad_avg, buffer, small, centered, momentum > 0),
+            *(alpha, 1 - alpha, weight if small else 1 - weight, eps, momentum, -lr),
+        )
+        return
     square_avg *= alpha
     np.multiply(grad, 1 - alpha, out=work)  # addcmul: (value * g) * g
     work *= grad
     square_avg += work
     if centered:
-        grad_avg = state["grad_avg"]
         lerp_(grad_avg, grad, 1 - alpha, work)
         np.multiply(grad_avg, grad_avg, out=work)
         np.subtract(square_avg, work, out=work)

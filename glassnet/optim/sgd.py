@@ -6,8 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from glassnet import compiled
-from glassnet.optim._util import effective_grad
+from glassnet.optim._util import effective_grad, step_kernels
 from glassnet.optim.optimizer import Optimizer, ParamsT
 from glassnet.tensor import Tensor
 
@@ -39,13 +38,13 @@ def sgd_update(
         The momentum buffer (a new array on the first step), or None when ``momentum == 0``.
     """
     d_p = effective_grad(param, grad, grad_work, weight_decay=weight_decay, maximize=maximize)
-    if momentum != 0 and momentum_buffer is not None:
-        kernels = compiled.kernels(param.dtype)
-        arrays = (param, d_p, momentum_buffer)
-        if kernels is not None and all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):
-            # one compiled pass (the same operations in the same order) where NumPy makes four
-            kernels.sgd_momentum(param, d_p, momentum_buffer, nesterov, momentum, 1 - dampening, -lr)
-            return momentum_buffer
+    # One compiled pass where the kernels take the arrays: the same operations in the same order.
+    if momentum == 0 and (kernels := step_kernels(param, d_p)) is not None:
+        kernels.add_scaled(param, d_p, -lr)
+        return None
+    if momentum != 0 and momentum_buffer is not None and (kernels := step_kernels(param, d_p, momentum_buffer)):
+        kernels.sgd_momentum(param, d_p, momentum_buffer, nesterov, momentum, 1 - dampening, -lr)
+        return momentum_buffer
     update = d_p
     if momentum != 0:
         if momentum_buffer is None:
