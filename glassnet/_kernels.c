@@ -1,16 +1,18 @@
-/* glassnet._ckernels: the compiled kernels, the memory-bound passes of CNN training, in C.
+/* glassnet._ckernels: the compiled kernels, the memory-bound passes of training, in C.
  *
  * Built when glassnet is installed, where a C compiler is found (setup.py: an optional extension;
  * without a compiler glassnet installs and runs its NumPy path). glassnet.compiled hands the module
  * to the ops (compiled.kernels(dtype)). Each kernel does the arithmetic of the NumPy path it
- * replaces (glassnet/ops/conv.py, pool.py, activation.py, norm.py), which stays the reference; the
- * tests compare the two, bit for bit where the arithmetic is the same (float64 sums with a tolerance).
+ * replaces (glassnet/ops/conv.py, pool.py, activation.py, norm.py; the optimizers' update functions
+ * in glassnet/optim), which stays the reference; the tests compare the two, bit for bit where the
+ * arithmetic is the same (float64 sums with a tolerance).
  *
  * What they gain over NumPy: one call per batch chunk that releases the GIL for all of it, so
  * glassnet's threads run their pieces side by side; no padded copy of the input (the bounds are
  * worked out per row); col2im in one pass that adds each column into its pixel, where NumPy makes
  * kh * kw read-modify-write passes; one pass where NumPy needs two or more (ReLU's backward mask and
- * product, BatchNorm's statistics, a transposition and a sum); transposing copies of contiguous runs.
+ * product, BatchNorm's statistics, a transposition and a sum, an optimizer step: 4 passes for SGD
+ * with momentum, 10 for Adam); transposing copies of contiguous runs.
  *
  * Arrays come through the buffer protocol: C-contiguous, float32 ("f") or float64 ("d"), of the
  * shapes each kernel checks; a mismatch is a TypeError or ValueError naming the kernel and the
@@ -644,13 +646,18 @@ static PyObject *py_channel_affine2(PyObject *self, PyObject *const *args, Py_ss
     RUN(channel_affine2, DATA(0), DATA(1), DATA(2), DATA(3), DATA(4), DATA(5), d[0], d[1], d[2]);
 }
 
+/* The flat arrays of an optimizer step (param first) have one length. */
+static int same_lengths(Call *call) {
+    for (int i = 1; i < call->nbuf; i++)
+        if (check_items(call, i, items(call, 0)) < 0) return -1;
+    return 0;
+}
+
 /* sgd_momentum(param, grad, buf, nesterov, momentum, damp, nlr): flat arrays of one length, updated in
    place (param, buf); damp = 1 - dampening, nlr = -lr. */
 static PyObject *py_sgd_momentum(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Call call;
-    if (parse_with_reals(&call, "sgd_momentum", args, nargs, "wrw", 1, 3) < 0 ||
-        check_items(&call, 1, items(&call, 0)) < 0 || check_items(&call, 2, items(&call, 0)) < 0)
-        return NULL;
+    if (parse_with_reals(&call, "sgd_momentum", args, nargs, "wrw", 1, 3) < 0 || same_lengths(&call) < 0) return NULL;
     const double *r = call.real;
     RUN(sgd_momentum, DATA(0), DATA(1), DATA(2), items(&call, 0), call.num[0], r[0], r[1], r[2]);
 }
@@ -658,17 +665,8 @@ static PyObject *py_sgd_momentum(PyObject *self, PyObject *const *args, Py_ssize
 /* add_scaled(param, grad, alpha): flat arrays of one length; param += grad * alpha. */
 static PyObject *py_add_scaled(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Call call;
-    if (parse_with_reals(&call, "add_scaled", args, nargs, "wr", 0, 1) < 0 ||
-        check_items(&call, 1, items(&call, 0)) < 0)
-        return NULL;
+    if (parse_with_reals(&call, "add_scaled", args, nargs, "wr", 0, 1) < 0 || same_lengths(&call) < 0) return NULL;
     RUN(add_scaled, DATA(0), DATA(1), items(&call, 0), call.real[0]);
-}
-
-/* The five flat arrays of an optimizer step (param first) have one length. */
-static int same_lengths(Call *call) {
-    for (int i = 1; i < call->nbuf; i++)
-        if (check_items(call, i, items(call, 0)) < 0) return -1;
-    return 0;
 }
 
 /* adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, small_weight, amsgrad, decoupled, decay, w, beta2,
