@@ -176,6 +176,10 @@ def test_relu_mixed_layouts_take_the_numpy_path(kernels):
         ("RMSprop", {"centered": True, "momentum": 0.9}),
         ("RMSprop", {"alpha": 0.3, "centered": True, "weight_decay": 1e-2, "maximize": True}),
         ("RMSprop", {"momentum": 0.5}),
+        # options given as NumPy scalars, as a config file read with NumPy may give them
+        ("SGD", {"momentum": np.float64(0.9), "nesterov": np.True_}),
+        ("Adam", {"betas": (np.float32(0.8), 0.99), "amsgrad": np.True_}),
+        ("RMSprop", {"centered": np.True_, "momentum": np.float64(0.5)}),
     ],
 )
 def test_optimizer_steps_equal_the_numpy_path_bit_for_bit(kernels, dtype, name, options):

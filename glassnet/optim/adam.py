@@ -36,6 +36,8 @@ def adam_update(
         work: a scratch array shaped like ``param``.
         grad_work: a second scratch array, needed for coupled weight decay or ``maximize``.
     """
+    # Python floats, as PyTorch takes a NumPy scalar: a float64 one would turn float32 arithmetic into float64
+    lr, beta1, beta2, eps, weight_decay = float(lr), float(beta1), float(beta2), float(eps), float(weight_decay)
     coupled_decay = 0 if decoupled_weight_decay else weight_decay
     grad = effective_grad(param, grad, grad_work, weight_decay=coupled_decay, maximize=maximize)
     state["step"] += 1
@@ -52,7 +54,7 @@ def adam_update(
         weight, decoupled = 1 - beta1, weight_decay != 0 and decoupled_weight_decay
         small = abs(weight) < 0.5  # lerp_'s formula
         kernels.adam(
-            *(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, small, amsgrad, decoupled),
+            *(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, small, bool(amsgrad), decoupled),
             *(1 - lr * weight_decay, weight if small else 1 - weight, beta2, 1 - beta2),
             *(bias_correction2_sqrt, eps, -step_size),
         )

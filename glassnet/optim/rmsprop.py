@@ -35,6 +35,8 @@ def rmsprop_update(
         work: a scratch array shaped like ``param``.
         grad_work: a second scratch array, needed when ``weight_decay != 0`` or ``maximize``.
     """
+    # Python floats, as PyTorch takes a NumPy scalar: a float64 one would turn float32 arithmetic into float64
+    lr, alpha, eps, weight_decay, momentum = float(lr), float(alpha), float(eps), float(weight_decay), float(momentum)
     grad = effective_grad(param, grad, grad_work, weight_decay=weight_decay, maximize=maximize)
     state["step"] += 1
     square_avg = state["square_avg"]
@@ -45,7 +47,7 @@ def rmsprop_update(
         weight = 1 - alpha
         small = abs(weight) < 0.5  # lerp_'s formula
         kernels.rmsprop(
-            *(param, grad, square_avg, grad_avg, buffer, small, centered, momentum > 0),
+            *(param, grad, square_avg, grad_avg, buffer, small, bool(centered), bool(momentum > 0)),
             *(alpha, 1 - alpha, weight if small else 1 - weight, eps, momentum, -lr),
         )
         return

@@ -37,13 +37,15 @@ def sgd_update(
     Returns:
         The momentum buffer (a new array on the first step), or None when ``momentum == 0``.
     """
+    # Python floats, as PyTorch takes a NumPy scalar: a float64 one would turn float32 arithmetic into float64
+    lr, momentum, dampening, weight_decay = float(lr), float(momentum), float(dampening), float(weight_decay)
     d_p = effective_grad(param, grad, grad_work, weight_decay=weight_decay, maximize=maximize)
     # One compiled pass where the kernels take the arrays: the same operations in the same order.
     if momentum == 0 and (kernels := step_kernels(param, d_p)) is not None:
         kernels.add_scaled(param, d_p, -lr)
         return None
     if momentum != 0 and momentum_buffer is not None and (kernels := step_kernels(param, d_p, momentum_buffer)):
-        kernels.sgd_momentum(param, d_p, momentum_buffer, nesterov, momentum, 1 - dampening, -lr)
+        kernels.sgd_momentum(param, d_p, momentum_buffer, bool(nesterov), momentum, 1 - dampening, -lr)
         return momentum_buffer
     update = d_p
     if momentum != 0:
