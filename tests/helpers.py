@@ -186,7 +186,6 @@ def enroll(specs: list[OpSpec]) -> tuple:
 
     Usage: ``test_finite_differences, test_matches_torch, test_backward_is_linear = enroll(SPECS)``.
     """
-    import pytest
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 

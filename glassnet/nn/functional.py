@@ -270,9 +270,7 @@ def binary_cross_entropy(input: Tensor, target, weight: Tensor | None = None, re
 
     Fused, so that p = 0 or 1 (a saturated sigmoid) gives finite gradients, as in PyTorch.
     """
-    _check_reduction(reduction, "binary_cross_entropy")
-    target = _as_target(target, input)
-    _same_shape(input, target, "binary_cross_entropy")
+    target = _as_target(target, input)  # the op checks the reduction and the shapes
     return _loss.BCE.apply(input, target, weight=_array_or_none(weight), reduction=reduction)
 
 
@@ -280,9 +278,7 @@ def binary_cross_entropy_with_logits(
     input: Tensor, target, weight: Tensor | None = None, reduction: str = "mean", pos_weight: Tensor | None = None
 ) -> Tensor:
     """Sigmoid + binary cross-entropy in one stable step (no overflow for logits of +-1e4)."""
-    _check_reduction(reduction, "binary_cross_entropy_with_logits")
-    target = _as_target(target, input)
-    _same_shape(input, target, "binary_cross_entropy_with_logits")
+    target = _as_target(target, input)  # the op checks the reduction and the shapes
     return _loss.BCEWithLogits.apply(
         input,
         target,

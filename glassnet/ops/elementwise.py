@@ -48,9 +48,9 @@ class Mul(Function):
         return a * b
 
     def backward(self, grad_out):
-        a, b, edges = self.a, self.b, self.edges
-        grad_a = unbroadcast(grad_out * b, a.shape) if edges[0] is not None else None
-        grad_b = unbroadcast(grad_out * a, b.shape) if edges[1] is not None else None
+        a, b = self.a, self.b
+        grad_a = unbroadcast(grad_out * b, a.shape) if self.needs_grad(0) else None
+        grad_b = unbroadcast(grad_out * a, b.shape) if self.needs_grad(1) else None
         return grad_a, grad_b
 
 
@@ -62,10 +62,10 @@ class Div(Function):
         return a / b
 
     def backward(self, grad_out):
-        a, b, edges = self.a, self.b, self.edges
+        a, b = self.a, self.b
         grad_a = grad_out / b
-        grad_b = unbroadcast(-grad_a * a / b, b.shape) if edges[1] is not None else None
-        return (unbroadcast(grad_a, a.shape) if edges[0] is not None else None), grad_b
+        grad_b = unbroadcast(-grad_a * a / b, b.shape) if self.needs_grad(1) else None
+        return (unbroadcast(grad_a, a.shape) if self.needs_grad(0) else None), grad_b
 
 
 class Neg(Function):

@@ -30,7 +30,7 @@ class MatMul(Function):
 
     def backward(self, grad_out):
         a, b = self.a, self.b
-        need_a, need_b = self.edges[0] is not None, self.edges[1] is not None
+        need_a, need_b = self.needs_grad(0), self.needs_grad(1)
         if a.ndim == 2 and b.ndim == 2:
             return (grad_out @ b.T if need_a else None), (a.T @ grad_out if need_b else None)
         a2 = a[None, :] if a.ndim == 1 else a  # (1, k)
@@ -77,9 +77,9 @@ class Linear(Function):
         return out
 
     def backward(self, grad_out):
-        x, weight, edges = self.x, self.weight, self.edges
+        x, weight = self.x, self.weight
         grad_x = None
-        if edges[0] is not None:
+        if self.needs_grad(0):
             if x.ndim == 2 and not x.flags.c_contiguous and grad_out.ndim == 2:
                 grad_x = _gemm(weight.T, grad_out.T).T  # x's (column-major) layout
             elif grad_out.ndim == 2:
@@ -88,12 +88,12 @@ class Linear(Function):
                 grad_x = grad_out @ weight
         g2 = grad_out if grad_out.ndim == 2 else grad_out.reshape(-1, grad_out.shape[-1])
         grad_weight = None
-        if edges[1] is not None:
+        if self.needs_grad(1):
             grad_weight = _gemm(g2.T, x if x.ndim == 2 else x.reshape(-1, x.shape[-1]))
         if not self.has_bias:
             return grad_x, grad_weight
         grad_bias = None
-        if edges[2] is not None:
+        if self.needs_grad(2):
             # ones @ g (a BLAS gemv) is 2.5-4x faster than g.sum(axis=0), in either layout
             grad_bias = np.ones(g2.shape[0], dtype=g2.dtype) @ g2
         return grad_x, grad_weight, grad_bias

@@ -21,6 +21,45 @@ def _check_reduction(reduction, op):
         raise GlassnetError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
+def _binary_inputs(op, x, target, reduction, **weights):
+    """The checks of the binary cross-entropies: the reduction, target and input of one shape and
+    floating dtype, weights that broadcast to the input. Returns the target and the weights (None
+    where not given) in the input's dtype.
+    """
+    _check_reduction(reduction, op)
+    if target.shape != x.shape:
+        raise GlassnetError(f"{op}: target size {target.shape} must be the same as input size {x.shape}")
+    if x.dtype.kind != "f" or target.dtype.kind != "f":
+        raise GlassnetError(f"{op}: expected floating-point input and target, got {x.dtype} and {target.dtype}")
+    arrays = [target.astype(x.dtype, copy=False)]
+    for name, a in weights.items():
+        if a is not None:
+            try:
+                np.broadcast_shapes(np.shape(a), x.shape)
+            except ValueError:
+                raise GlassnetError(
+                    f"{op}: {name} of shape {np.shape(a)} does not broadcast to input size {x.shape}"
+                ) from None
+            a = np.asarray(a).astype(x.dtype, copy=False)
+        arrays.append(a)
+    return arrays
+
+
+def _reduce_elementwise(losses, reduction):
+    """The binary cross-entropies' reduction of their per-element losses (no ignored elements)."""
+    if reduction == "none":
+        return losses
+    dtype = losses.dtype
+    total = losses.sum(dtype=dtype)
+    return np.asarray(total if reduction == "sum" else total / dtype.type(losses.size), dtype=dtype)
+
+
+def _elementwise_grad_factor(grad_out, reduction, x, weight):
+    """Each element's upstream gradient for ``_reduce_elementwise``, times the weight when given."""
+    a = grad_out if reduction != "mean" else grad_out / x.dtype.type(x.size)
+    return a if weight is None else a * weight
+
+
 def _class_layout(scores, target, weight, ignore_index, op):
     """Check the (N, C, d1, ...) scores against the (N, d1, ...) target; return flat views.
 
@@ -249,25 +288,8 @@ class BCEWithLogits(Function):
 
     def forward(self, logits, target, weight=None, pos_weight=None, reduction="mean"):
         op = "binary_cross_entropy_with_logits"
-        _check_reduction(reduction, op)
-        if target.shape != logits.shape:
-            raise GlassnetError(f"{op}: target size {target.shape} must be the same as input size {logits.shape}")
-        if logits.dtype.kind != "f" or target.dtype.kind != "f":
-            raise GlassnetError(
-                f"{op}: expected floating-point input and target, got {logits.dtype} and {target.dtype}"
-            )
+        target, weight, pos_weight = _binary_inputs(op, logits, target, reduction, weight=weight, pos_weight=pos_weight)
         dtype = logits.dtype
-        target = target.astype(dtype, copy=False)
-        for name, a in (("weight", weight), ("pos_weight", pos_weight)):
-            if a is not None:
-                try:
-                    np.broadcast_shapes(np.shape(a), logits.shape)
-                except ValueError:
-                    raise GlassnetError(
-                        f"{op}: {name} of shape {np.shape(a)} does not broadcast to input size {logits.shape}"
-                    ) from None
-        weight = None if weight is None else np.asarray(weight).astype(dtype, copy=False)
-        pos_weight = None if pos_weight is None else np.asarray(pos_weight).astype(dtype, copy=False)
         x, y = logits, target
         softplus_neg = np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0)  # log(1 + exp(-x)), stable
         lw = 1 + (pos_weight - 1) * y if pos_weight is not None else None
@@ -277,22 +299,17 @@ class BCEWithLogits(Function):
         losses = losses.astype(dtype, copy=False)
         self.x, self.y, self.weight, self.pos_weight, self.lw = x, y, weight, pos_weight, lw
         self.softplus_neg, self.reduction = softplus_neg, reduction
-        if reduction == "none":
-            return losses
-        total = losses.sum(dtype=dtype)
-        return np.asarray(total if reduction == "sum" else total / dtype.type(losses.size), dtype=dtype)
+        return _reduce_elementwise(losses, reduction)
 
     def backward(self, grad_out):
-        x, y, weight, pos_weight, lw = self.x, self.y, self.weight, self.pos_weight, self.lw
+        x, y, pos_weight, lw = self.x, self.y, self.pos_weight, self.lw
         dtype = x.dtype
-        a = grad_out if self.reduction != "mean" else grad_out / dtype.type(x.size)
-        if weight is not None:
-            a = a * weight
+        a = _elementwise_grad_factor(grad_out, self.reduction, x, self.weight)
         sig_neg = sigmoid_array(-x)
         grad_x = a * ((1 - y) - (sig_neg if lw is None else lw * sig_neg))
         grad_x = np.broadcast_to(grad_x, x.shape).astype(dtype)
         grad_y = None
-        if self.edges[1] is not None:
+        if self.needs_grad(1):
             dy = -x if pos_weight is None else (pos_weight - 1) * self.softplus_neg - x
             grad_y = np.broadcast_to(a * dy, y.shape).astype(dtype)
         return grad_x, grad_y
@@ -316,38 +333,27 @@ class BCE(Function):
 
     def forward(self, p, target, weight=None, reduction="mean"):
         op = "binary_cross_entropy"
-        _check_reduction(reduction, op)
-        if target.shape != p.shape:
-            raise GlassnetError(f"{op}: target size {target.shape} must be the same as input size {p.shape}")
-        if p.dtype.kind != "f" or target.dtype.kind != "f":
-            raise GlassnetError(f"{op}: expected floating-point input and target, got {p.dtype} and {target.dtype}")
+        y, weight = _binary_inputs(op, p, target, reduction, weight=weight)
         if p.size and (p.min() < 0 or p.max() > 1):
             raise GlassnetError(f"{op}: input must hold probabilities in [0, 1] (use *_with_logits for logits)")
         dtype = p.dtype
-        y = target.astype(dtype, copy=False)
         with np.errstate(divide="ignore"):
             log_p = np.maximum(np.log(p), dtype.type(-100))
             log_1mp = np.maximum(np.log1p(-p), dtype.type(-100))
         losses = -(y * log_p + (1 - y) * log_1mp)
         if weight is not None:
-            weight = np.asarray(weight).astype(dtype, copy=False)
             losses = losses * weight
         self.p, self.y, self.weight, self.reduction = p, y, weight, reduction
         self.log_p, self.log_1mp = log_p, log_1mp
-        if reduction == "none":
-            return losses.astype(dtype, copy=False)
-        total = losses.sum(dtype=dtype)
-        return np.asarray(total if reduction == "sum" else total / dtype.type(losses.size), dtype=dtype)
+        return _reduce_elementwise(losses.astype(dtype, copy=False), reduction)
 
     def backward(self, grad_out):
-        p, y, weight = self.p, self.y, self.weight
+        p, y = self.p, self.y
         dtype = p.dtype
-        a = grad_out if self.reduction != "mean" else grad_out / dtype.type(p.size)
-        if weight is not None:
-            a = a * weight
+        a = _elementwise_grad_factor(grad_out, self.reduction, p, self.weight)
         grad_p = (a * (p - y) / np.maximum(p * (1 - p), dtype.type(1e-12))).astype(dtype, copy=False)
         grad_p = np.broadcast_to(grad_p, p.shape)
         grad_y = None
-        if self.edges[1] is not None:
+        if self.needs_grad(1):
             grad_y = np.broadcast_to(a * (self.log_1mp - self.log_p), y.shape).astype(dtype)
         return grad_p, grad_y

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import glassnet as gn
-from glassnet.ops.loss import NLL, BCEWithLogits, CrossEntropy
+from glassnet.ops.loss import BCE, NLL, BCEWithLogits, CrossEntropy
 from tests.helpers import check_grad
 
 # (logits shape, target shape): batched, spatial (N, C, d1, d2), unbatched.
@@ -270,6 +270,14 @@ def test_bce_and_nll_backward_are_linear(seed, alpha, beta, reduction):
         (
             lambda: BCEWithLogits.apply(gn.zeros(2, 3), gn.zeros(2, 3), pos_weight=np.ones(2)),
             r"pos_weight of shape \(2,\) does not broadcast to input size \(2, 3\)",
+        ),
+        (
+            lambda: BCE.apply(gn.full((2, 3), 0.5), gn.zeros(2, 3), weight=np.ones(2)),
+            r"binary_cross_entropy: weight of shape \(2,\) does not broadcast to input size \(2, 3\)",
+        ),
+        (
+            lambda: BCE.apply(gn.full((2, 3), 0.5), gn.zeros(3, 2)),
+            r"binary_cross_entropy: target size \(3, 2\) must be the same as input size \(2, 3\)",
         ),
     ],
 )
