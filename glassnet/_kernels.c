@@ -28,6 +28,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef int64_t idx;
@@ -368,6 +369,169 @@ static inline double select_f64(int cond, double a, double b) {
 KERNELS(float, f32)
 KERNELS(double, f64)
 
+/* ---- Direct convolution: stride 1, no groups, few input taps (C * kh * kw). ----
+
+   Where C * kh * kw is small (LeNet's or a CNN's first layer on one-channel images), im2col copies
+   each input value kh * kw times into columns far larger than the input (LeNet's first convolution at
+   batch 128: 10 MiB from a 0.4 MiB batch) for a GEMM that has almost nothing to compute per byte.
+   These kernels read each image once instead, into zero-bordered planes of width Wp = Wo + (kw - 1) * dw
+   (the "wide" grid of glassnet/ops/conv.py), where tap (c, i, j) of output q = ho * Wp + wo is the
+   plane's value at q + i * dh * Wp + j * dw: every tap is one contiguous run, so the loops run over
+   64-byte vectors (GCC's vector extension: one AVX-512 register, two AVX2 ones) with the accumulators of
+   several output channels (forward) or channel x tap pairs (weight gradient) held in registers. The
+   grid's columns wo >= Wo are computed and dropped (forward) or weighted by a zero gradient (weight
+   gradient; ops/conv.py redoes a chunk whose gradient is not finite through the columns, where a zero
+   times an infinity the exact sum never reads would make a NaN). Sums run in float32 (float64) as a
+   GEMM's do, in tap order: the results equal the NumPy path's to rounding, not bit for bit. */
+#if defined(__GNUC__)
+#define HAVE_DIRECT 1
+typedef float vec_f32 __attribute__((vector_size(64)));
+typedef double vec_f64 __attribute__((vector_size(64)));
+
+#define LOAD(v, p) memcpy(&(v), (p), sizeof(v)) /* an unaligned vector load */
+
+enum { DIRECT_OB = 8, GRAD_OB = 4, GRAD_TB = 4 }; /* forward: output channels per pass; gradient: channels x taps */
+
+/* The grid of a direct convolution: sizes and the scratch layout (the wrapper allocates it). */
+typedef struct {
+    idx Hp, Wp, L, Lr, Ps, K, Kp, Op;
+} Grid;
+
+static Grid direct_grid(idx C, idx O, idx kh, idx kw, idx dh, idx dw, idx Ho, idx Wo, idx lanes, idx ob, idx tb) {
+    Grid d;
+    d.Wp = Wo + (kw - 1) * dw;
+    d.Hp = Ho + (kh - 1) * dh;
+    d.L = Ho * d.Wp;
+    d.Lr = (d.L + lanes - 1) / lanes * lanes;       /* the grid rounded up to whole vectors */
+    d.Ps = d.Hp * d.Wp + (kw - 1) * dw + lanes;     /* plane stride: the last vector's shifted reads stay inside */
+    d.K = C * kh * kw;
+    d.Kp = (d.K + tb - 1) / tb * tb;
+    d.Op = (O + ob - 1) / ob * ob;
+    return d;
+}
+
+/* Bytes of scratch: tap offsets, padded planes, then (forward) packed weights and the output grid, or
+   (gradient) the gradient grid and the vector accumulators. */
+static size_t direct_scratch(Grid d, idx C, idx lanes, size_t item, int gradient) {
+    size_t n = (size_t)(C * d.Ps) + (gradient ? (size_t)(d.Op * d.Lr + d.Op * d.Kp * lanes) : (size_t)(d.Op * d.K + d.Op * d.Lr));
+    return (size_t)d.Kp * sizeof(idx) + n * item;
+}
+
+#define DIRECT_KERNELS(T, S)                                                                               \
+    /* One image's channels into zero-bordered planes: xp[c * Ps + hp * Wp + wp] = x[c, hp - top, wp - left]; \
+       and the offsets of the taps (c, i, j) in tap order (entries past K repeat the last). */             \
+    static void direct_planes_##S(const T *restrict x, T *restrict xp, idx *restrict off, Grid d, idx C, idx H,  \
+                                  idx W, idx kh, idx kw, idx dh, idx dw, idx top, idx left) {              \
+        memset(xp, 0, (size_t)(C * d.Ps) * sizeof(T));                                                     \
+        idx wn = W < d.Wp - left ? W : d.Wp - left; /* input columns inside the grid */                    \
+        for (idx c = 0; c < C; c++)                                                                        \
+            for (idx h = 0; h < H; h++) {                                                                  \
+                idx hp = h + top;                                                                          \
+                if (hp >= d.Hp || wn <= 0) continue;                                                       \
+                memcpy(xp + c * d.Ps + hp * d.Wp + left, x + (c * H + h) * W, (size_t)wn * sizeof(T));     \
+            }                                                                                              \
+        for (idx t = 0; t < d.Kp; t++) {                                                                   \
+            idx u = t < d.K ? t : d.K - 1, c = u / (kh * kw), i = u / kw % kh, j = u % kw;                 \
+            off[t] = c * d.Ps + i * dh * d.Wp + j * dw;                                                    \
+        }                                                                                                  \
+    }                                                                                                      \
+                                                                                                           \
+    /* out[n, o] = bias[o] + the sum over taps t of w[o, t] * x's tap t (bias NULL: none). */              \
+    CLONES static void conv_direct_##S(const T *restrict x, const T *restrict w, const T *restrict bias,    \
+                                       T *restrict out, char *restrict scratch, idx N, idx C, idx H, idx W, idx O, \
+                                       idx kh, idx kw, idx dh, idx dw, idx top, idx left, idx Ho, idx Wo) {  \
+        enum { VL = sizeof(vec_##S) / sizeof(T), OB = DIRECT_OB };                                         \
+        Grid d = direct_grid(C, O, kh, kw, dh, dw, Ho, Wo, VL, OB, 1);                                     \
+        idx *off = (idx *)scratch;                                                                         \
+        T *xp = (T *)(off + d.Kp), *wpk = xp + C * d.Ps, *grid = wpk + d.Op * d.K;                         \
+        for (idx o = 0; o < d.Op; o++) /* packed: wpk[(o / OB) * K * OB + t * OB + o % OB], 0 past O */   \
+            for (idx t = 0; t < d.K; t++) wpk[(o / OB * d.K + t) * OB + o % OB] = o < O ? w[o * d.K + t] : 0; \
+        for (idx n = 0; n < N; n++) {                                                                      \
+            direct_planes_##S(x + n * C * H * W, xp, off, d, C, H, W, kh, kw, dh, dw, top, left);          \
+            for (idx b = 0; b < d.Op / OB; b++) {                                                          \
+                const T *wb = wpk + b * d.K * OB;                                                          \
+                for (idx q = 0; q < d.Lr; q += VL) {                                                       \
+                    vec_##S acc[OB];                                                                       \
+                    for (int a = 0; a < OB; a++) acc[a] = (vec_##S){0};                                    \
+                    for (idx t = 0; t < d.K; t++) {                                                        \
+                        vec_##S xv;                                                                        \
+                        LOAD(xv, xp + off[t] + q);                                            \
+                        for (int a = 0; a < OB; a++) acc[a] += wb[t * OB + a] * xv;                        \
+                    }                                                                                      \
+                    for (int a = 0; a < OB; a++) memcpy(grid + (b * OB + a) * d.Lr + q, &acc[a], sizeof acc[a]); \
+                }                                                                                          \
+            }                                                                                              \
+            for (idx o = 0; o < O; o++)                                                                    \
+                for (idx ho = 0; ho < Ho; ho++) {                                                          \
+                    const T *src = grid + o * d.Lr + ho * d.Wp;                                            \
+                    T *dst = out + ((n * O + o) * Ho + ho) * Wo;                                           \
+                    if (bias) {                                                                            \
+                        T bo = bias[o];                                                                    \
+                        for (idx wo = 0; wo < Wo; wo++) dst[wo] = src[wo] + bo;                            \
+                    } else                                                                                 \
+                        memcpy(dst, src, (size_t)Wo * sizeof(T));                                          \
+                }                                                                                          \
+        }                                                                                                  \
+    }                                                                                                      \
+                                                                                                           \
+    /* sums[o] += the float64 sum of g[n, o] (as nchw_to_gemm: the same bits); gw (NULL: not wanted)      \
+       [o, t] = the sum over images and outputs of g[n, o, q] * x's tap t at q, in float32 (float64). */  \
+    CLONES static void conv_direct_grad_##S(const T *restrict x, const T *restrict g, T *restrict gw,       \
+                                            double *restrict sums, char *restrict scratch, idx N, idx C, idx H, \
+                                            idx W, idx O, idx kh, idx kw, idx dh, idx dw, idx top, idx left, \
+                                            idx Ho, idx Wo) {                                              \
+        enum { VL = sizeof(vec_##S) / sizeof(T), OB = GRAD_OB, TB = GRAD_TB };                             \
+        Grid d = direct_grid(C, O, kh, kw, dh, dw, Ho, Wo, VL, OB, TB);                                    \
+        idx *off = (idx *)scratch, P = Ho * Wo;                                                            \
+        T *xp = (T *)(off + d.Kp), *ggrid = xp + C * d.Ps, *vacc = ggrid + d.Op * d.Lr;                    \
+        if (gw) {                                                                                          \
+            memset(ggrid, 0, (size_t)(d.Op * d.Lr) * sizeof(T)); /* zero at wo >= Wo, q >= L, o >= O */   \
+            memset(vacc, 0, (size_t)(d.Op * d.Kp * VL) * sizeof(T));                                       \
+        }                                                                                                  \
+        for (idx n = 0; n < N; n++) {                                                                      \
+            for (idx o = 0; o < O; o++) {                                                                  \
+                const T *src = g + (n * O + o) * P;                                                        \
+                double s = 0.0;                                                                            \
+                SIMD_SUM(s)                                                                                \
+                for (idx p = 0; p < P; p++) s += (double)src[p];                                           \
+                sums[o] += s;                                                                              \
+                if (gw)                                                                                    \
+                    for (idx ho = 0; ho < Ho; ho++)                                                        \
+                        memcpy(ggrid + o * d.Lr + ho * d.Wp, src + ho * Wo, (size_t)Wo * sizeof(T));       \
+            }                                                                                              \
+            if (!gw) continue;                                                                             \
+            direct_planes_##S(x + n * C * H * W, xp, off, d, C, H, W, kh, kw, dh, dw, top, left);          \
+            for (idx o0 = 0; o0 < d.Op; o0 += OB)                                                          \
+                for (idx t0 = 0; t0 < d.Kp; t0 += TB) {                                                    \
+                    vec_##S acc[OB][TB];                                                                   \
+                    for (int a = 0; a < OB; a++)                                                           \
+                        for (int b = 0; b < TB; b++) LOAD(acc[a][b], vacc + ((o0 + a) * d.Kp + t0 + b) * VL); \
+                    for (idx q = 0; q < d.Lr; q += VL) {                                                   \
+                        vec_##S gv[OB], xv[TB];                                                            \
+                        for (int a = 0; a < OB; a++) LOAD(gv[a], ggrid + (o0 + a) * d.Lr + q);        \
+                        for (int b = 0; b < TB; b++) LOAD(xv[b], xp + off[t0 + b] + q);              \
+                        for (int a = 0; a < OB; a++)                                                       \
+                            for (int b = 0; b < TB; b++) acc[a][b] += gv[a] * xv[b];                       \
+                    }                                                                                      \
+                    for (int a = 0; a < OB; a++)                                                           \
+                        for (int b = 0; b < TB; b++)                                                       \
+                            memcpy(vacc + ((o0 + a) * d.Kp + t0 + b) * VL, &acc[a][b], sizeof acc[a][b]);  \
+                }                                                                                          \
+        }                                                                                                  \
+        if (gw)                                                                                            \
+            for (idx o = 0; o < O; o++)                                                                    \
+                for (idx t = 0; t < d.K; t++) {                                                            \
+                    const T *lane = vacc + (o * d.Kp + t) * VL;                                            \
+                    T s = 0;                                                                               \
+                    for (idx l = 0; l < VL; l++) s += lane[l];                                             \
+                    gw[o * d.K + t] = s;                                                                   \
+                }                                                                                          \
+    }
+
+DIRECT_KERNELS(float, f32)
+DIRECT_KERNELS(double, f64)
+#endif
+
 /* ---- The Python side: arguments, checks, the GIL. ---- */
 
 /* The arguments of one call: its buffers and integers, and whether the data is float64. */
@@ -691,6 +855,73 @@ static PyObject *py_rmsprop(PyObject *self, PyObject *const *args, Py_ssize_t na
         r[3], r[4], r[5]);
 }
 
+#ifdef HAVE_DIRECT
+/* The checks shared by the direct convolution's calls: x (N, C, H, W) at buffer 0, the output or its
+   gradient (N, O, Ho, Wo) at buffer ``io``, the weight or its gradient (O C kh kw elements; ``empty_ok``:
+   or none) at buffer ``iw``; num holds kh, kw, dh, dw, top, left. Any Ho, Wo >= 1 is safe (rows and
+   columns past the input read as zeros); the caller works them out. Fills dims with N, C, H, W, O, Ho,
+   Wo and the grid. */
+static int direct_shapes(Call *call, int io, int iw, int empty_ok, int gradient, idx *dims, Grid *grid) {
+    const idx *k = call->num;
+    if (check_shape(call, 0, 4, (idx[]){-1, -1, -1, -1}) < 0) return -1;
+    const Py_ssize_t *s = call->buf[0].shape;
+    if (check_shape(call, io, 4, (idx[]){s[0], -1, -1, -1}) < 0) return -1;
+    const Py_ssize_t *t = call->buf[io].shape;
+    if (k[0] < 1 || k[1] < 1 || k[2] < 1 || k[3] < 1 || k[4] < 0 || k[5] < 0 || t[1] < 1 || t[2] < 1 || t[3] < 1)
+        return fail(call, PyExc_ValueError, "kernel size and dilation must be positive, padding non-negative and "
+                                            "the output non-empty");
+    if (!(empty_ok && items(call, iw) == 0) && check_items(call, iw, t[1] * s[1] * k[0] * k[1]) < 0) return -1;
+    dims[0] = s[0], dims[1] = s[1], dims[2] = s[2], dims[3] = s[3], dims[4] = t[1], dims[5] = t[2], dims[6] = t[3];
+    idx lanes = 64 / (idx)call->buf[0].itemsize;
+    *grid = direct_grid(s[1], t[1], k[0], k[1], k[2], k[3], t[2], t[3], lanes, gradient ? GRAD_OB : DIRECT_OB,
+                        gradient ? GRAD_TB : 1);
+    return 0;
+}
+
+#define RUN_WITH_SCRATCH(name, bytes, ...)                                                                 \
+    do {                                                                                                   \
+        char *scratch = malloc(bytes);                                                                     \
+        if (scratch == NULL) {                                                                             \
+            release(&call);                                                                                \
+            return PyErr_NoMemory();                                                                       \
+        }                                                                                                  \
+        Py_BEGIN_ALLOW_THREADS if (call.f64) name##_f64(__VA_ARGS__);                                      \
+        else name##_f32(__VA_ARGS__);                                                                      \
+        Py_END_ALLOW_THREADS free(scratch);                                                                \
+        release(&call);                                                                                    \
+        Py_RETURN_NONE;                                                                                    \
+    } while (0)
+
+/* conv_direct(x, weight, bias, out, kh, kw, dh, dw, top, left): out (N, O, Ho, Wo), stride 1, no groups. */
+static PyObject *py_conv_direct(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Call call;
+    idx d[7], *k = call.num;
+    Grid grid;
+    if (parse(&call, "conv_direct", args, nargs, "rrrw", 6) < 0 || direct_shapes(&call, 3, 1, 0, 0, d, &grid) < 0)
+        return NULL;
+    void *bias = items(&call, 2) ? DATA(2) : NULL;
+    if (bias && check_items(&call, 2, d[4]) < 0) return NULL;
+    size_t bytes = direct_scratch(grid, d[1], 64 / call.buf[0].itemsize, call.buf[0].itemsize, 0);
+    RUN_WITH_SCRATCH(conv_direct, bytes, DATA(0), DATA(1), bias, DATA(3), scratch, d[0], d[1], d[2], d[3], d[4], k[0],
+                     k[1], k[2], k[3], k[4], k[5], d[5], d[6]);
+}
+
+/* conv_direct_grad(x, grad_out, grad_weight, sums, kh, kw, dh, dw, top, left): grad_weight (O, C, kh, kw) or
+   empty (not wanted), sums (O,) float64 (added to). */
+static PyObject *py_conv_direct_grad(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Call call;
+    idx d[7], *k = call.num;
+    Grid grid;
+    if (parse(&call, "conv_direct_grad", args, nargs, "rrwW", 6) < 0 || direct_shapes(&call, 1, 2, 1, 1, d, &grid) < 0 ||
+        check_items(&call, 3, d[4]) < 0)
+        return NULL;
+    void *gw = items(&call, 2) ? DATA(2) : NULL;
+    size_t bytes = direct_scratch(grid, d[1], 64 / call.buf[0].itemsize, call.buf[0].itemsize, 1);
+    RUN_WITH_SCRATCH(conv_direct_grad, bytes, DATA(0), DATA(1), gw, DATA(3), scratch, d[0], d[1], d[2], d[3], d[4],
+                     k[0], k[1], k[2], k[3], k[4], k[5], d[5], d[6]);
+}
+#endif
+
 #define METHOD(name, doc) {#name, (PyCFunction)(void (*)(void))py_##name, METH_FASTCALL, doc}
 
 static PyMethodDef methods[] = {
@@ -720,6 +951,12 @@ static PyMethodDef methods[] = {
     METHOD(rmsprop, "rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, small_weight, centered, "
                     "use_momentum, alpha, c, w, eps, momentum, nlr): one RMSprop step "
                     "(glassnet.optim.rmsprop.rmsprop_update)."),
+#ifdef HAVE_DIRECT
+    METHOD(conv_direct, "conv_direct(x, weight, bias, out, kh, kw, dh, dw, top, left): a stride-1, ungrouped "
+                        "convolution without columns (bias empty: none)."),
+    METHOD(conv_direct_grad, "conv_direct_grad(x, grad_out, grad_weight, sums, kh, kw, dh, dw, top, left): its "
+                             "weight gradient (grad_weight empty: none) and sums[o] += the float64 sum of grad_out[:, o]."),
+#endif
     {NULL, NULL, 0, NULL},
 };
 

@@ -97,6 +97,58 @@ def test_conv_layout_passes_equal_the_numpy_path(kernels, O, N, P, dtype):
     np.testing.assert_allclose(sums, grad_out.astype(np.float64).sum(axis=(0, 2)), rtol=1e-12, atol=1e-12)
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(g=geometries, O=st.integers(1, 11), bias=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_direct_convolution_equals_the_numpy_path_to_rounding(kernels, g, O, bias, dtype):
+    """The direct kernels (stride 1) against the columns and GEMMs of the NumPy path; the bias sums bit for bit."""
+    g = dict(g, sh=1, sw=1)
+    Ho, Wo = _output_size(g)
+    if Ho < 1 or Wo < 1:
+        return
+    rng = np.random.default_rng(1)
+    N, C, kh, kw = g["N"], g["C"], g["kh"], g["kw"]
+    pads = (g["top"], g["bottom"], g["left"], g["right"])
+    x = rng.standard_normal((N, C, g["H"], g["W"])).astype(dtype)
+    w = rng.standard_normal((O, C, kh, kw)).astype(dtype)
+    b = rng.standard_normal(O).astype(dtype) if bias else np.empty(0, dtype)
+    args = (kh, kw, g["dh"], g["dw"])
+    cols = conv._im2col(x, kh, kw, 1, 1, g["dh"], g["dw"], pads, Ho, Wo)  # (K, N * Ho * Wo)
+    expected = (w.reshape(O, -1) @ cols).reshape(O, N, Ho, Wo).transpose(1, 0, 2, 3) + (b[:, None, None] if bias else 0)
+    out = np.full((N, O, Ho, Wo), np.nan, dtype=dtype)  # every element must be written
+    kernels.conv_direct(x, w, b, out, *args, g["top"], g["left"])
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out, expected, **tol)
+
+    grad_out = rng.standard_normal((N, O, Ho, Wo)).astype(dtype)
+    grad_w, sums = np.full(w.shape, np.nan, dtype=dtype), np.zeros(O)
+    kernels.conv_direct_grad(x, grad_out, grad_w, sums, *args, g["top"], g["left"])
+    g2, expected_sums = np.empty((O, N * Ho * Wo), dtype=dtype), np.zeros(O)
+    kernels.nchw_to_gemm(grad_out.reshape(N, O, -1), g2, expected_sums)
+    np.testing.assert_array_equal(sums, expected_sums)
+    np.testing.assert_allclose(grad_w, (g2 @ cols.T).reshape(w.shape), **tol)
+    only_sums = np.zeros(O)  # no weight gradient wanted: the sums alone
+    kernels.conv_direct_grad(x, grad_out, np.empty(0, dtype), only_sums, *args, g["top"], g["left"])
+    np.testing.assert_array_equal(only_sums, expected_sums)
+
+
+def test_direct_convolution_gradient_stays_exact_with_infinities(kernels):
+    """An infinity in a column no output reads for some taps: those taps' gradients stay finite, as in PyTorch."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 1, 6, 6))
+    x[:, :, :, -1] = np.inf  # no padding: only the kernel's last column reads the image's last one
+    w = rng.standard_normal((3, 1, 3, 3))
+    grads = []
+    for enabled in (True, False):
+        gx, gw = gn.tensor(x), gn.tensor(w, requires_grad=True)
+        with gn.compiled.flags(enabled=enabled), np.errstate(invalid="ignore"):
+            out = conv.Conv2d.apply(gx, gw)
+            assert out._ctx.direct == enabled
+            out.backward(gn.ones(*out.shape))
+        grads.append(gw.grad.numpy())
+    assert np.isfinite(grads[0][:, :, :, :2]).all() and np.isinf(grads[0][:, :, :, 2]).all()
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(3, 2, 8, 8), (2, 3, 7, 9), (1, 1, 2, 2), (2, 2, 5, 1 + 2)])
 def test_max_pool2x2_equals_the_numpy_path_bit_for_bit(kernels, shape, dtype):
@@ -409,6 +461,19 @@ def test_kernels_refuse_bad_arrays_with_a_clear_error(kernels):
         kernels.adam(p, p, p, p, p[:7], 1, 0, 0, *[0.5] * 7)
     with pytest.raises(TypeError, match=r"_ckernels\.rmsprop: argument 2 has format 'd', expected 'f'"):
         kernels.rmsprop(p, p.astype(np.float64), p, p, p, 1, 0, 0, *[0.5] * 6)
+    w, out = np.zeros((5, 3, 3, 3), dtype=np.float32), np.zeros((2, 5, 4, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"_ckernels\.conv_direct: argument 2 has 135 elements, expected 90"):
+        kernels.conv_direct(x, w, np.empty(0, np.float32), out, 3, 2, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match=r"_ckernels\.conv_direct: argument 4 has shape \(3, 5, 4, 4\), expected"):
+        kernels.conv_direct(x, w, np.empty(0, np.float32), np.zeros((3, 5, 4, 4), np.float32), 3, 3, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match=r"_ckernels\.conv_direct: kernel size and dilation must be positive"):
+        kernels.conv_direct(x, w, np.empty(0, np.float32), out, 3, 3, 0, 1, 1, 1)
+    with pytest.raises(ValueError, match=r"_ckernels\.conv_direct: argument 3 has 4 elements, expected 5"):
+        kernels.conv_direct(x, w, np.zeros(4, np.float32), out, 3, 3, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match=r"_ckernels\.conv_direct_grad: argument 4 has 4 elements, expected 5"):
+        kernels.conv_direct_grad(x, out, w, np.zeros(4), 3, 3, 1, 1, 1, 1)
+    with pytest.raises(TypeError, match=r"_ckernels\.conv_direct_grad: argument 4 has format 'f', expected 'd'"):
+        kernels.conv_direct_grad(x, out, w, np.zeros(5, np.float32), 3, 3, 1, 1, 1, 1)
 
 
 def test_without_the_extension_the_numpy_path_runs_quietly():

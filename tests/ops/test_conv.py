@@ -12,13 +12,35 @@ from hypothesis import strategies as st
 import glassnet as gn
 from glassnet.ops import conv as conv_module
 from glassnet.ops.conv import Conv2d
-from tests.helpers import OpSpec, check_against_torch, check_backward_linear, check_finite_differences
+from tests.helpers import (
+    OpSpec,
+    check_against_torch,
+    check_backward_linear,
+    check_finite_differences,
+    skip_without_compiled,
+)
+
+
+@pytest.fixture(params=["numpy", "compiled-direct", "compiled-columns"])
+def conv_path(request, monkeypatch):
+    """Runs the test on the pure NumPy kernels and on the compiled ones (the C extension), these both
+    with the direct kernels where they apply (stride 1, no groups: most cases here) and with columns."""
+    if request.param == "numpy":
+        with gn.compiled.flags(enabled=False):
+            yield request.param
+        return
+    skip_without_compiled()
+    if request.param == "compiled-columns":
+        monkeypatch.setattr(conv_module, "_DIRECT_MAX_TAPS", 0)
+        monkeypatch.setattr(conv_module, "_DIRECT_MAX_OUT", 0)
+    with gn.compiled.flags(enabled=True):
+        yield request.param
+
 
 # torch warns that padding='same' with an even kernel copies the input; that is its business.
-# Every test here runs on the pure NumPy kernels and on the compiled ones (the C extension).
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning"),
-    pytest.mark.usefixtures("kernel_path"),
+    pytest.mark.usefixtures("conv_path"),
 ]
 
 
@@ -132,7 +154,7 @@ def test_batch_chunks_match_torch(name, x_shape, w_shape, options, keep, monkeyp
     leaves = [gn.tensor(a, requires_grad=True) for a in arrays]
     out = Conv2d.apply(*leaves, **options)
     assert out._ctx.chunk == 3
-    assert (out._ctx.cols is not None) == keep
+    assert (out._ctx.cols is not None) == (keep and not out._ctx.direct)
     grad_out = rng.standard_normal(out.shape)
     out.backward(gn.tensor(grad_out))
     t_leaves = [torch.tensor(a, requires_grad=True) for a in arrays]
@@ -150,16 +172,20 @@ def test_batch_chunk_size():
     assert conv_module._batch_chunk(4096, 4096, 8, 16) == 1  # at least one image
 
 
-def test_no_grad_keeps_no_columns():
-    """Under no_grad no graph is recorded, so the forward must not hold on to its im2col columns."""
+def test_no_grad_keeps_no_columns(conv_path):
+    """Under no_grad no graph is recorded, so the forward must hold neither its im2col columns nor its input."""
     x, w = np.ones((2, 3, 6, 6), np.float32), np.ones((4, 3, 3, 3), np.float32)
     fn = Conv2d()
     with gn.no_grad():
         fn.forward(x, w, padding=(1, 1))
-    assert fn.cols is None
+    assert fn.cols is None and fn.x is None
     fn = Conv2d()
     fn.forward(x, w, padding=(1, 1))
-    assert fn.cols is not None
+    assert fn.direct == (conv_path == "compiled-direct")
+    if fn.direct:  # no columns at all: the backward reads the input
+        assert fn.cols is None and fn.x is not None
+    else:
+        assert fn.cols is not None
 
 
 def test_float32_end_to_end():
