@@ -109,4 +109,12 @@ def blas_description() -> str:
     except ImportError:
         return "unknown (threadpoolctl not installed; see numpy.show_config())"
     pools = threadpool_info()
-    return "; ".join(f"{p['internal_api']} {p.get('version')} x{p['num_threads']}" for p in pools) or "none found"
+    return (
+        "; ".join(
+            f"{p['internal_api']} {p.get('version')}"
+            + (f" ({p['architecture']} kernels)" if p.get("architecture") else "")
+            + f" x{p['num_threads']}"
+            for p in pools
+        )
+        or "none found"
+    )

@@ -12,7 +12,9 @@
  * worked out per row); col2im in one pass that adds each column into its pixel, where NumPy makes
  * kh * kw read-modify-write passes; one pass where NumPy needs two or more (ReLU's backward mask and
  * product, BatchNorm's statistics, a transposition and a sum, an optimizer step: 4 passes for SGD
- * with momentum, 10 for Adam); transposing copies of contiguous runs.
+ * with momentum, 10 for Adam); transposing copies of contiguous runs; and, for convolutions with few
+ * taps or output channels, a direct convolution and weight gradient that skip im2col's columns
+ * (further down: the only kernels whose sums differ from the NumPy path's by rounding).
  *
  * Arrays come through the buffer protocol: C-contiguous, float32 ("f") or float64 ("d"), of the
  * shapes each kernel checks; a mismatch is a TypeError or ValueError naming the kernel and the
@@ -455,7 +457,7 @@ static size_t direct_scratch(Grid d, idx C, idx lanes, size_t item, int gradient
                     for (int a = 0; a < OB; a++) acc[a] = (vec_##S){0};                                    \
                     for (idx t = 0; t < d.K; t++) {                                                        \
                         vec_##S xv;                                                                        \
-                        LOAD(xv, xp + off[t] + q);                                            \
+                        LOAD(xv, xp + off[t] + q);                                                         \
                         for (int a = 0; a < OB; a++) acc[a] += wb[t * OB + a] * xv;                        \
                     }                                                                                      \
                     for (int a = 0; a < OB; a++) memcpy(grid + (b * OB + a) * d.Lr + q, &acc[a], sizeof acc[a]); \
@@ -508,8 +510,8 @@ static size_t direct_scratch(Grid d, idx C, idx lanes, size_t item, int gradient
                         for (int b = 0; b < TB; b++) LOAD(acc[a][b], vacc + ((o0 + a) * d.Kp + t0 + b) * VL); \
                     for (idx q = 0; q < d.Lr; q += VL) {                                                   \
                         vec_##S gv[OB], xv[TB];                                                            \
-                        for (int a = 0; a < OB; a++) LOAD(gv[a], ggrid + (o0 + a) * d.Lr + q);        \
-                        for (int b = 0; b < TB; b++) LOAD(xv[b], xp + off[t0 + b] + q);              \
+                        for (int a = 0; a < OB; a++) LOAD(gv[a], ggrid + (o0 + a) * d.Lr + q);             \
+                        for (int b = 0; b < TB; b++) LOAD(xv[b], xp + off[t0 + b] + q);                    \
                         for (int a = 0; a < OB; a++)                                                       \
                             for (int b = 0; b < TB; b++) acc[a][b] += gv[a] * xv[b];                       \
                     }                                                                                      \
