@@ -488,3 +488,24 @@ def test_without_the_extension_the_numpy_path_runs_quietly():
     out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["(2,", "3,", "3,", "3)"]
+
+
+def test_convolution_keeps_the_columns_where_the_direct_kernels_were_not_built(kernels, monkeypatch):
+    """A build by a compiler without GCC's vector extension has no conv_direct: the columns path runs."""
+
+    class WithoutDirect:
+        def __getattr__(self, name):
+            if name.startswith("conv_direct"):
+                raise AttributeError(name)
+            return getattr(kernels, name)
+
+    x, w = gn.randn(2, 1, 8, 8), gn.randn(3, 1, 3, 3, requires_grad=True)
+    with gn.compiled.flags(enabled=True):
+        expected = conv.Conv2d.apply(x, w, padding=(1, 1))
+        assert expected._ctx.direct
+        monkeypatch.setattr(gn.compiled, "kernels", lambda dtype=None: WithoutDirect())
+        out = conv.Conv2d.apply(x, w, padding=(1, 1))
+    assert not out._ctx.direct and out._ctx.cols is not None
+    np.testing.assert_allclose(out.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+    out.sum().backward()
+    assert w.grad is not None

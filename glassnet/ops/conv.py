@@ -141,6 +141,7 @@ class Conv2d(Function):
         # compiled direct convolution, without columns.
         direct = (
             kernels is not None
+            and hasattr(kernels, "conv_direct")  # built by GCC or clang (_kernels.c's vector extension)
             and groups == 1
             and sh == sw == 1
             and (C * kh * kw <= _DIRECT_MAX_TAPS or O <= _DIRECT_MAX_OUT)
