@@ -18,6 +18,11 @@ Wp instead of Wo, so that within an image each kernel offset's block is a shift 
 (Ho * Wp) run, and im2col (for wide column matrices) and col2im (always) become kh * kw copies or
 additions of long contiguous runs instead of runs of Wo (3-4x faster); the extra Wp - Wo columns
 are dropped in forward and get a zero gradient in backward.
+
+With the compiled kernels, a stride-1 convolution without groups that has few taps or few output
+channels (see _DIRECT_MAX_TAPS) skips the columns: the kernels compute the output and the weight
+gradient straight from the input on the same row-wide grid (glassnet/_kernels.c), and only the
+input gradient goes through a GEMM and col2im.
 """
 
 from __future__ import annotations
@@ -189,7 +194,8 @@ class Conv2d(Function):
 
         parallel_for(-(-N // nb), chunk)
         self.cols, self.weight, self.chunk, self.kernels, self.direct = kept, weight, nb, kernels, direct
-        self.x = x if kept is None and grad_mode.enabled else None  # backward rebuilds the columns from it
+        # backward reads it: the direct kernels, or the columns rebuilt from it
+        self.x = x if kept is None and grad_mode.enabled else None
         self.geometry = (x.shape, kh, kw, sh, sw, dh, dw, pads, Ho, Wo, groups, bias is not None, wide)
         return out[0] if self.unbatched else out
 
