@@ -12,6 +12,17 @@ if sys.platform == "win32":
     args = ["/O2", "/fp:precise"]
 else:
     # No -ffast-math and no FMA contraction: the same arithmetic, bit for bit, as the NumPy path.
-    args = ["-O3", "-fopenmp-simd", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
+    args = ["-O3", "-pthread", "-fopenmp-simd", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
 
-setup(ext_modules=[Extension("glassnet._ckernels", ["glassnet/_kernels.c"], extra_compile_args=args, optional=True)])
+setup(
+    ext_modules=[
+        Extension(
+            "glassnet._ckernels",
+            ["glassnet/_kernels.c", "glassnet/_gemm.c"],  # _gemm.c: Linear's float32 GEMM and its threads
+            depends=["glassnet/_gemm.h"],
+            extra_compile_args=args,
+            extra_link_args=[] if sys.platform == "win32" else ["-pthread"],
+            optional=True,
+        )
+    ]
+)

@@ -28,6 +28,8 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+#include "_gemm.h"
 #include <stdint.h>
 #include <math.h>
 #include <stdlib.h>
@@ -924,6 +926,64 @@ static PyObject *py_conv_direct_grad(PyObject *self, PyObject *const *args, Py_s
 }
 #endif
 
+#ifdef HAVE_GEMM
+/* gemm(p, q, c, bias, q_is_kn, bias_per_row, threads): c = p q^T (+ bias), float32. p (m, k); q (n, k), or its
+   transpose (k, n) when q_is_kn; c (m, n); bias empty, (m,) when bias_per_row, else (n,). */
+static PyObject *py_gemm(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Call call;
+    idx *f = call.num;
+    if (parse(&call, "gemm", args, nargs, "rrwr", 3) < 0) return NULL;
+    if (call.f64) {
+        fail(&call, PyExc_TypeError, "float32 arrays only (float64 products go to NumPy's BLAS)");
+        return NULL;
+    }
+    if (gemm_isa() == NULL) {
+        fail(&call, PyExc_RuntimeError, "this CPU has neither AVX-512 nor AVX2 with FMA");
+        return NULL;
+    }
+    if (check_shape(&call, 0, 2, (idx[]){-1, -1}) < 0) return NULL;
+    idx m = call.buf[0].shape[0], k = call.buf[0].shape[1];
+    if (check_shape(&call, 1, 2, f[0] ? (idx[]){k, -1} : (idx[]){-1, k}) < 0) return NULL;
+    idx n = call.buf[1].shape[f[0] ? 1 : 0];
+    if (check_shape(&call, 2, 2, (idx[]){m, n}) < 0) return NULL;
+    if (items(&call, 3) && check_items(&call, 3, f[1] ? m : n) < 0) return NULL;
+    if (f[2] < 1) {
+        fail(&call, PyExc_ValueError, "threads must be at least 1");
+        return NULL;
+    }
+    const float *bias = items(&call, 3) ? DATA(3) : NULL;
+    GemmArgs g = {.p = DATA(0), .q = DATA(1), .c = DATA(2), .bias_row = f[1] ? bias : NULL,
+                  .bias_col = f[1] ? NULL : bias, .m = m, .n = n, .k = k, .p_row = k, .q_row = f[0] ? 1 : k,
+                  .q_k = f[0] ? n : 1, .c_row = n};
+    int parts = (int)(f[2] < 64 ? f[2] : 64);
+    float *scratch = aligned_alloc(64, (size_t)gemm_scratch_bytes(&g, parts));
+    if (scratch == NULL) {
+        release(&call);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS gemm_f32(&g, parts, scratch);
+    Py_END_ALLOW_THREADS free(scratch);
+    release(&call);
+    Py_RETURN_NONE;
+}
+
+/* gemm_isa(name=None): the instruction set the GEMM runs on ("avx512f", "avx2" or None); with a name, use that
+   one ("avx2" on an AVX-512 CPU, for tests; "best" to go back). */
+static PyObject *py_gemm_isa(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs > 1) return PyErr_Format(PyExc_TypeError, "glassnet._ckernels.gemm_isa: expected at most 1 argument");
+    if (nargs == 1 && args[0] != Py_None) {
+        const char *name = PyUnicode_AsUTF8(args[0]);
+        if (name == NULL) return NULL;
+        if (gemm_use_isa(name) < 0)
+            return PyErr_Format(PyExc_ValueError, "glassnet._ckernels.gemm_isa: this CPU cannot run '%s' (it runs %s)",
+                                name, gemm_isa() ? gemm_isa() : "none");
+    }
+    const char *now = gemm_isa();
+    if (now == NULL) Py_RETURN_NONE;
+    return PyUnicode_FromString(now);
+}
+#endif
+
 #define METHOD(name, doc) {#name, (PyCFunction)(void (*)(void))py_##name, METH_FASTCALL, doc}
 
 static PyMethodDef methods[] = {
@@ -958,6 +1018,11 @@ static PyMethodDef methods[] = {
                         "convolution without columns (bias empty: none)."),
     METHOD(conv_direct_grad, "conv_direct_grad(x, grad_out, grad_weight, sums, kh, kw, dh, dw, top, left): its "
                              "weight gradient (grad_weight empty: none) and sums[o] += the float64 sum of grad_out[:, o]."),
+#endif
+#ifdef HAVE_GEMM
+    METHOD(gemm, "gemm(p, q, c, bias, q_is_kn, bias_per_row, threads): c = p @ q.T (+ bias), float32 (q given as q.T "
+                 "when q_is_kn; bias empty, per row of c or per column)."),
+    METHOD(gemm_isa, "gemm_isa(name=None): the instruction set of gemm ('avx512f', 'avx2' or None); a name switches."),
 #endif
     {NULL, NULL, 0, NULL},
 };

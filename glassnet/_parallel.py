@@ -42,6 +42,7 @@ import numpy as np
 __all__ = ["get_num_threads", "set_num_threads"]
 
 _threads = 1  # glassnet's intra-op threads (the calling thread included)
+_configured = False  # set_num_threads was called (glassnet then owns the cores' split)
 _workers: list[queue.SimpleQueue] = []  # one job queue per helper thread
 _busy = threading.Lock()  # held while a parallel_for runs: nested or concurrent calls run serially
 _blas_setters: list | None = None  # OpenBLAS's set_num_threads functions, found on first use
@@ -67,7 +68,7 @@ def set_num_threads(n: int) -> None:
         2
         >>> gn.set_num_threads(1)
     """
-    global _threads, _pool_until
+    global _threads, _pool_until, _configured
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")
     _pool_until = 0.0
@@ -86,6 +87,23 @@ def set_num_threads(n: int) -> None:
         threading.Thread(target=_serve, args=(jobs,), name=f"glassnet-{len(_workers) + 1}", daemon=True).start()
         _workers.append(jobs)
     _threads = n
+    _configured = True
+
+
+def own_pool_busy() -> None:
+    """Note that a pool of glassnet's (the compiled GEMM's threads) runs now: BLAS goes to one thread."""
+    global _pool_until
+    if _blas_now != 1:
+        _set_blas_threads(1)
+    _pool_until = time.perf_counter() + _HOT_SECONDS
+
+
+def gemm_threads() -> int:
+    """Threads for glassnet's compiled GEMM (Linear in inference): 0 until ``set_num_threads`` is called.
+
+    Until then NumPy's BLAS keeps its own thread count, and the products stay with it.
+    """
+    return _threads if _configured else 0
 
 
 class _Job:

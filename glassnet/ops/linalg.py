@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from glassnet import _parallel, compiled
 from glassnet._parallel import matmul as _gemm
+from glassnet.autograd import grad_mode
 from glassnet.autograd.function import Function, GlassnetError
 from glassnet.ops._util import unbroadcast
 
@@ -48,6 +50,56 @@ class MatMul(Function):
         return grad_a, grad_b
 
 
+_F32 = np.dtype(np.float32)
+_MIN_ROWS = 64  # the packed operand's rows: below one AVX-512 strip (64 rows) the compiled GEMM wastes lanes
+_MIN_SPLIT_FLOPS = 2e6  # below this the compiled GEMM runs on the calling thread (waking a helper costs more)
+
+
+def _inference_gemm(x, weight, bias):
+    """x @ weight.T + bias by the compiled GEMM (glassnet/_gemm.c), or None where it does not apply.
+
+    It applies without autograd (no_grad, inference), to float32 2-D operands, once ``set_num_threads``
+    has given glassnet the cores (until then NumPy's BLAS keeps its own threads), and when the packed
+    operand has at least _MIN_ROWS rows. Training keeps NumPy's BLAS: its backward's GEMMs run there,
+    and two thread pools busy at once slow each other down. The layout follows the BLAS path's: the
+    product is taken as out^T = weight @ x^T (column-major out) for a column-major x or a batch of
+    at most ``out`` rows, else as out = x @ weight^T; the GEMM packs its second operand.
+    """
+    threads = _parallel.gemm_threads()
+    if (
+        not threads
+        or x.ndim != 2
+        or x.dtype != _F32
+        or weight.dtype != _F32
+        or not weight.flags.c_contiguous
+        or (bias is not None and (bias.dtype != _F32 or not bias.flags.c_contiguous))
+    ):
+        return None
+    kernels = compiled.kernels(_F32)
+    if kernels is None or not hasattr(kernels, "gemm") or kernels.gemm_isa() is None:
+        return None
+    (N, K), O = x.shape, weight.shape[0]
+    if x.flags.f_contiguous or (x.flags.c_contiguous and N <= O):
+        if N < _MIN_ROWS:
+            return None
+        p, q, q_is_kn, per_row = weight, (x.T if x.flags.f_contiguous else x), x.flags.f_contiguous, True
+        out_t = np.empty((O, N), dtype=_F32)
+        c, out = out_t, out_t.T  # (N, O), column-major
+    elif x.flags.c_contiguous and O >= _MIN_ROWS:
+        p, q, q_is_kn, per_row = x, weight, False, False
+        c = out = np.empty((N, O), dtype=_F32)
+    else:
+        return None
+    if 2.0 * N * O * K < _MIN_SPLIT_FLOPS:
+        threads = 1
+    _parallel.own_pool_busy()
+    kernels.gemm(p, q, c, _EMPTY if bias is None else bias, q_is_kn, per_row, threads)
+    return out
+
+
+_EMPTY = np.empty(0, dtype=_F32)
+
+
 class Linear(Function):
     """out = x @ weight^T + bias, the bias added in place into the GEMM's output.
 
@@ -66,6 +118,10 @@ class Linear(Function):
 
     def forward(self, x, weight, bias=None):
         self.x, self.weight, self.has_bias = x, weight, bias is not None
+        if not grad_mode.enabled:
+            out = _inference_gemm(x, weight, bias)
+            if out is not None:
+                return out
         if x.ndim == 2 and weight.flags.c_contiguous and (x.flags.f_contiguous or weight.shape[0] >= x.shape[0]):
             out = _gemm(weight, x.T).T  # (N, out), column-major
         elif x.ndim == 2:
