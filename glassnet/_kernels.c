@@ -14,7 +14,8 @@
  * product, BatchNorm's statistics, a transposition and a sum, an optimizer step: 4 passes for SGD
  * with momentum, 10 for Adam); transposing copies of contiguous runs; and, for convolutions with few
  * taps or output channels, a direct convolution and weight gradient that skip im2col's columns
- * (further down: the only kernels whose sums differ from the NumPy path's by rounding).
+ * (further down: the only kernels whose sums differ from the NumPy path's by rounding). Linear's
+ * float32 GEMM for inference is in _gemm.c; its wrapper is here.
  *
  * Arrays come through the buffer protocol: C-contiguous, float32 ("f") or float64 ("d"), of the
  * shapes each kernel checks; a mismatch is a TypeError or ValueError naming the kernel and the
