@@ -6,10 +6,11 @@ block (``glassnet/_kernels.c``): convolution's im2col, col2im and layout passes,
 ReLU and the optimizers' steps (SGD, Adam / AdamW, RMSprop) always, BatchNorm on arrays of at least
 ``MIN_PASS_BYTES``, and Linear's float32 products in inference once ``set_num_threads`` was called
 (``glassnet/_gemm.c``, on CPUs with AVX2 and FMA). Only float32 and float64 arrays in the machine's
-byte order have kernels; other dtypes (float16, big-endian data) take the NumPy path. Without the extension (no compiler at install
-time), with ``GLASSNET_COMPILED=0`` in the environment, or after ``set_enabled(False)``, every op
-runs the pure NumPy path, which is the reference: the tests compare the two. Like PyTorch's
-``torch.backends.mkldnn``, the fast path is used when it is there, and can be turned off.
+byte order have kernels; other dtypes (float16, big-endian data) take the NumPy path. Without the
+extension (no compiler at install time), with ``GLASSNET_COMPILED=0`` in the environment, or after
+``set_enabled(False)``, every op runs the pure NumPy path, which is the reference: the tests compare
+the two. Like PyTorch's ``torch.backends.mkldnn``, the fast path is used when it is there, and can
+be turned off.
 
 Example:
     >>> import glassnet as gn
