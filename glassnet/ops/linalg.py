@@ -51,6 +51,7 @@ class MatMul(Function):
 
 
 _F32 = np.dtype(np.float32)
+_EMPTY = np.empty(0, dtype=_F32)  # "no bias" to the compiled GEMM
 _MIN_ROWS = 64  # the packed operand's rows: below one AVX-512 strip (64 rows) the compiled GEMM wastes lanes
 _MIN_SPLIT_FLOPS = 2e6  # below this the compiled GEMM runs on the calling thread (waking a helper costs more)
 
@@ -95,9 +96,6 @@ def _inference_gemm(x, weight, bias):
     _parallel.own_pool_busy()
     kernels.gemm(p, q, c, _EMPTY if bias is None else bias, q_is_kn, per_row, threads)
     return out
-
-
-_EMPTY = np.empty(0, dtype=_F32)
 
 
 class Linear(Function):
