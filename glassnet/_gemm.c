@@ -29,7 +29,6 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 typedef int64_t idx;
 
@@ -194,17 +193,16 @@ static void run_part(const Job *job, int part, int parts) {
     }
 }
 
+/* Floats of scratch for one part: its strips and the tail of P, rounded up to 64 bytes. */
 static idx floats_per_part(const Isa *I, idx strips, int parts) {
     idx most = strips >= parts ? (strips + parts - 1) / parts : strips;
-    return (most * I->nr + I->mr) * KC + 16; /* + 16: keeps each part's scratch 64-byte aligned */
+    return ((most * I->nr + I->mr) * KC + 15) / 16 * 16;
 }
 
 int64_t gemm_scratch_bytes(const GemmArgs *g, int parts) {
     const Isa *I = isa();
     if (I == NULL) return 0;
-    idx strips = (g->n + I->nr - 1) / I->nr, per = floats_per_part(I, strips, parts);
-    per = (per + 15) / 16 * 16;
-    return (int64_t)(per * parts * sizeof(float));
+    return (int64_t)(floats_per_part(I, (g->n + I->nr - 1) / I->nr, parts) * parts * sizeof(float));
 }
 
 /* ---- The pool: helper threads that run parts 1 .. parts - 1 of one job at a time. ---- */
@@ -221,7 +219,7 @@ static struct {
     const Job *job;
     unsigned long long base; /* the job number when the helpers were started */
     int parts, helpers;
-    pid_t pid;
+    int at_fork; /* the fork handler is registered */
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .sleep_lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 static double seconds(void) {
@@ -269,13 +267,12 @@ static void reset_after_fork(void) {
     atomic_store(&pool.remaining, 0);
     atomic_store(&pool.sleepers, 0);
     pool.helpers = 0;
-    pool.pid = getpid();
 }
 
 /* Start helpers up to ``wanted``; returns how many there are. Called with pool.busy held. */
 static int start_helpers(int wanted) {
-    if (pool.helpers == 0 && pool.pid == 0) {
-        pool.pid = getpid();
+    if (!pool.at_fork) {
+        pool.at_fork = 1;
         pthread_atfork(NULL, NULL, reset_after_fork);
     }
     pool.base = atomic_load(&pool.posted);
@@ -292,19 +289,17 @@ static int start_helpers(int wanted) {
     return pool.helpers;
 }
 
-int gemm_f32(const GemmArgs *g, int parts, float *scratch) {
+void gemm_f32(const GemmArgs *g, int parts, float *scratch) {
     const Isa *I = isa();
     idx strips = (g->n + I->nr - 1) / I->nr;
-    idx per = (floats_per_part(I, strips, parts) + 15) / 16 * 16;
-    Job job = {g, I, scratch, strips, per};
-    if (g->m == 0 || g->n == 0) return 0;
+    Job job = {g, I, scratch, strips, floats_per_part(I, strips, parts)};
+    if (g->m == 0 || g->n == 0) return;
     if (g->k == 0) { /* no products: C is the bias, or zeros */
         for (idx i = 0; i < g->m; i++)
             for (idx j = 0; j < g->n; j++)
                 g->c[i * g->c_row + j] = (g->bias_row ? g->bias_row[i] : 0.0f) + (g->bias_col ? g->bias_col[j] : 0.0f);
-        return 0;
+        return;
     }
-    int status = 0;
     if (parts > 1 && pthread_mutex_trylock(&pool.busy) == 0) {
         if (start_helpers(parts - 1) >= parts - 1) {
             pool.job = &job;
@@ -319,12 +314,10 @@ int gemm_f32(const GemmArgs *g, int parts, float *scratch) {
             run_part(&job, 0, parts);
             for (int n = 0; atomic_load(&pool.remaining) > 0; n++) relax(n);
             pthread_mutex_unlock(&pool.busy);
-            return 0;
+            return;
         }
-        pthread_mutex_unlock(&pool.busy);
-        status = -1;
+        pthread_mutex_unlock(&pool.busy); /* a helper could not start */
     }
     for (int part = 0; part < parts; part++) run_part(&job, part, parts); /* the same sums, one thread */
-    return status;
 }
 #endif

@@ -28,9 +28,9 @@ int64_t gemm_scratch_bytes(const GemmArgs *g, int parts);
 
 /* Compute C on ``parts`` threads (the calling one and parts - 1 of the GEMM's own, which spin for about
    a millisecond after a job and then sleep); scratch: gemm_scratch_bytes bytes, 64-byte aligned. Every
-   element of C is summed the same way whatever ``parts`` is. Returns -1 if a thread could not start
-   (the work is then done on the calling thread). */
-int gemm_f32(const GemmArgs *g, int parts, float *scratch);
+   element of C is summed the same way whatever ``parts`` is. Where a thread cannot start, or another call
+   holds the helpers, the calling thread does all the parts. */
+void gemm_f32(const GemmArgs *g, int parts, float *scratch);
 
 #endif
 #endif

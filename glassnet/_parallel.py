@@ -90,8 +90,9 @@ def set_num_threads(n: int) -> None:
     _configured = True
 
 
-def own_pool_busy() -> None:
-    """Note that a pool of glassnet's (the compiled GEMM's threads) runs now: BLAS goes to one thread."""
+def claim_cores() -> None:
+    """A pool of glassnet's runs now (parallel_for's threads, or the compiled GEMM's): BLAS goes to one
+    thread, and glassnet's pools count as busy for _HOT_SECONDS."""
     global _pool_until
     if _blas_now != 1:
         _set_blas_threads(1)
@@ -161,8 +162,7 @@ def parallel_for(count: int, fn) -> None:
             fn(i)
         return
     try:
-        if _blas_now != 1:
-            _set_blas_threads(1)
+        claim_cores()
         job = _Job(fn, count)
         for jobs in _workers[: min(_threads, count) - 1]:
             jobs.put(job)

@@ -93,7 +93,7 @@ def _inference_gemm(x, weight, bias):
         return None
     if 2.0 * N * O * K < _MIN_SPLIT_FLOPS:
         threads = 1
-    _parallel.own_pool_busy()
+    _parallel.claim_cores()
     kernels.gemm(p, q, c, _EMPTY if bias is None else bias, q_is_kn, per_row, threads)
     return out
 
