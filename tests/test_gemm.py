@@ -174,7 +174,8 @@ def counted_gemm(kernels, monkeypatch):
         (128, "C", True, "F"),  # batch <= out features: out^T = W x^T, column-major out
         (100, "F", True, "F"),  # a column-major x (the previous Linear's output)
         (300, "C", True, "C"),  # batch > out features: out = x W^T
-        (63, "C", False, "F"),  # below a strip of 64 rows: BLAS
+        (63, "C", True, "C"),  # a batch below a strip of 64 rows: out = x W^T, the weight packed
+        (63, "F", False, "F"),  # a column-major x below a strip: BLAS
     ],
 )
 @pytest.mark.parametrize("bias", [True, False])
@@ -182,10 +183,10 @@ def test_linear_in_inference_takes_the_compiled_gemm(counted_gemm, batch, order,
     gn.set_num_threads(2)
     layer = nn.Linear(70, 200, bias=bias)
     x = np.asarray(np.random.default_rng(0).standard_normal((batch, 70), dtype=np.float32), order=order)
-    want = layer(gn.tensor(x)).detach().numpy()  # autograd on: NumPy's BLAS
+    want = layer(gn.from_numpy(x)).detach().numpy()  # autograd on: NumPy's BLAS (from_numpy keeps the order)
     assert not counted_gemm
     with gn.no_grad():
-        got = layer(gn.tensor(x)).numpy()
+        got = layer(gn.from_numpy(x)).numpy()
     assert len(counted_gemm) == int(compiled_path)
     assert got.flags[layout + "_CONTIGUOUS"] and got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
