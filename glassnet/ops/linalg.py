@@ -65,8 +65,9 @@ def _inference_gemm(x, weight, bias):
     and two thread pools busy at once slow each other down. The layout follows the BLAS path's: the
     product is taken as out^T = weight @ x^T (column-major out) for a column-major x or a batch of
     at most ``out`` rows, else as out = x @ weight^T; the GEMM packs its second operand. A row-major
-    batch below _MIN_ROWS takes the second form (the weight packed: 1.7x faster than BLAS at
-    (32, 784) @ (784, 256), where packing the batch would leave half of each strip empty).
+    batch below _MIN_ROWS takes the second form, the weight packed: at (32, 784) @ (784, 256) 75 us on
+    2 threads, against 85 us for BLAS in its faster layout and 133 us packing the batch into strips
+    half empty.
     """
     threads = _parallel.gemm_threads()
     if (
