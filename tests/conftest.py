@@ -48,10 +48,12 @@ def _seed():
 
 @pytest.fixture(autouse=True)
 def _restore_threads():
-    """A test that changes glassnet's thread count (the CLI sets it) leaves it as it found it."""
+    """A test that changes glassnet's thread count (the CLI sets it) leaves it as it found it, with whether
+    ``set_num_threads`` had been called (which decides, e.g., whether Linear in inference takes the GEMM)."""
     from glassnet import _parallel
 
-    threads = _parallel.get_num_threads()
+    threads, configured = _parallel.get_num_threads(), _parallel._configured
     yield
     if _parallel.get_num_threads() != threads:
         gn.set_num_threads(threads)
+    _parallel._configured = configured
