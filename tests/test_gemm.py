@@ -176,6 +176,8 @@ def counted_gemm(kernels, monkeypatch):
         (300, "C", True, "C"),  # batch > out features: out = x W^T
         (63, "C", True, "C"),  # a batch below a strip of 64 rows: out = x W^T, the weight packed
         (63, "F", False, "F"),  # a column-major x below a strip: BLAS
+        (7, "C", False, "F"),  # a few rows: packing the weight would cost more than the product, BLAS
+        (8, "C", True, "C"),
     ],
 )
 @pytest.mark.parametrize("bias", [True, False])

@@ -53,6 +53,7 @@ class MatMul(Function):
 _F32 = np.dtype(np.float32)
 _EMPTY = np.empty(0, dtype=_F32)  # "no bias" to the compiled GEMM
 _MIN_ROWS = 64  # the packed operand's rows: below one AVX-512 strip (64 rows) the compiled GEMM wastes lanes
+_MIN_BATCH = 8  # below this packing the weight costs more than it saves (the MLP's forward at batch 4: 79 us, BLAS 50)
 _MIN_SPLIT_FLOPS = 2e6  # below this the compiled GEMM runs on the calling thread (waking a helper costs more)
 
 
@@ -67,7 +68,8 @@ def _inference_gemm(x, weight, bias):
     at most ``out`` rows, else as out = x @ weight^T; the GEMM packs its second operand. A row-major
     batch below _MIN_ROWS takes the second form, the weight packed: at (32, 784) @ (784, 256) 75 us on
     2 threads, against 85 us for BLAS in its faster layout and 133 us packing the batch into strips
-    half empty.
+    half empty. Below _MIN_BATCH rows the products stay with BLAS (packing the whole weight for a
+    few rows costs more than the product).
     """
     threads = _parallel.gemm_threads()
     if (
@@ -87,7 +89,7 @@ def _inference_gemm(x, weight, bias):
         p, q, q_is_kn, per_row = weight, (x.T if x.flags.f_contiguous else x), x.flags.f_contiguous, True
         out_t = np.empty((O, N), dtype=_F32)
         c, out = out_t, out_t.T  # (N, O), column-major
-    elif x.flags.c_contiguous and O >= _MIN_ROWS:
+    elif x.flags.c_contiguous and O >= _MIN_ROWS and N >= _MIN_BATCH:
         p, q, q_is_kn, per_row = x, weight, False, False
         c = out = np.empty((N, O), dtype=_F32)
     else:
