@@ -44,7 +44,11 @@ def sgd_update(
     if momentum == 0 and (kernels := step_kernels(param, d_p)) is not None:
         kernels.add_scaled(param, d_p, -lr)
         return None
-    if momentum != 0 and momentum_buffer is not None and (kernels := step_kernels(param, d_p, momentum_buffer)):
+    if (
+        momentum != 0
+        and momentum_buffer is not None
+        and (kernels := step_kernels(param, d_p, momentum_buffer)) is not None
+    ):
         kernels.sgd_momentum(param, d_p, momentum_buffer, bool(nesterov), momentum, 1 - dampening, -lr)
         return momentum_buffer
     update = d_p
